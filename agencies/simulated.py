@@ -1,0 +1,228 @@
+"""A realistic simulated agency system: its own database, its own receipt key, strict checks.
+
+The built-in ``travel``, ``loans`` and ``permits`` adapters are such systems. Each keeps what it
+was told in a SQLite file of its own (``<home>/agencies/<id>/agency.db``), verifies every
+directive's signature against interdict's public keys before acting, applies each
+``directive_id`` once, and signs its receipts with its own key (``receipt.key`` beside it), as a
+real agency would. Tests and the demo use them exactly as they would use a real agency.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from interdict import schemas
+from interdict.agencies.base import Adapter, AdapterContext
+from interdict.errors import DocumentError, VerificationError
+from interdict.keys import jws, keyfile
+from interdict.keys.jwk import unb64u
+from interdict.storage.database import engine_for
+from interdict.storage.types import UTCDateTime, utcnow
+
+metadata = sa.MetaData()
+received = sa.Table(
+    "received", metadata,
+    sa.Column("directive_id", sa.String(80), primary_key=True),
+    sa.Column("action", sa.String(10), nullable=False),
+    sa.Column("entry_key", sa.String(260), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+)
+restriction = sa.Table(
+    "restriction", metadata,
+    sa.Column("entry_key", sa.String(260), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("directive_id", sa.String(80), nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),  # the verified directive payload
+    sa.Column("status", sa.String(10), nullable=False),  # active | lifted
+    sa.Column("lifted_at", UTCDateTime()),
+)
+
+RECEIPT_KEY = "receipt.key"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to a person's query at the agency: allowed or not, and why."""
+
+    allowed: bool
+    restrictions: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "restrictions": self.restrictions}
+
+
+class SimulatedAgency(Adapter):
+    """An agency system kept in its own database; subclasses add their domain's queries."""
+
+    name = "simulated"
+
+    @classmethod
+    def provision(cls, context: AdapterContext) -> bytes:
+        """Create the agency's folder and receipt key; return the raw public key."""
+        context.data_dir.mkdir(parents=True, exist_ok=True)
+        path = context.data_dir / RECEIPT_KEY
+        key = keyfile.load(path) if path.exists() else keyfile.generate(path)
+        return jws.Signer(key).public_key
+
+    @cached_property
+    def _signer(self) -> jws.Signer:
+        return jws.Signer(keyfile.load(self.context.data_dir / RECEIPT_KEY))
+
+    @cached_property
+    def db(self) -> Engine:
+        self.context.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = engine_for(f"sqlite:///{self.context.data_dir / 'agency.db'}")
+        metadata.create_all(engine)
+        self._create_domain_tables(engine)
+        return engine
+
+    def _create_domain_tables(self, engine: Engine) -> None:
+        """Subclasses with tables of their own create them here."""
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def _deliver(self, directives: Sequence[str]) -> Sequence[str]:
+        receipts = []
+        with self.db.begin() as conn:
+            for token in directives:
+                status, detail, directive_id = self._apply_one(conn, token)
+                receipts.append(self._receipt(directive_id, status, detail))
+        return receipts
+
+    def _holdings(self) -> Sequence[str]:
+        with self.db.connect() as conn:
+            return list(conn.execute(sa.select(restriction.c.directive_id)
+                                     .where(restriction.c.status == "active")).scalars())
+
+    # -- applying --------------------------------------------------------------------------
+
+    def _apply_one(self, conn: Connection, token: str) -> tuple[str, str | None, str]:
+        try:
+            document = self._verified(token)
+        except (VerificationError, DocumentError) as exc:
+            return "rejected", f"{exc.code}: {exc.message}", _claimed_id(token)
+        directive_id = document["directive_id"]
+        if conn.execute(sa.select(received.c.directive_id)
+                        .where(received.c.directive_id == directive_id)).first():
+            return "duplicate", "already applied", directive_id
+        detail = self._apply(conn, document)
+        ref = document["entry_ref"]
+        conn.execute(received.insert().values(
+            directive_id=directive_id, action=document["action"],
+            entry_key=f"{ref['entry_id']}", revision=ref["revision"], status="applied",
+            received_at=utcnow()))
+        return "applied", detail, directive_id
+
+    def _verified(self, token: str) -> dict[str, Any]:
+        parsed = jws.parse(token, jws.TYP_DIRECTIVE)
+        key = self.context.engine_keys.get(parsed.kid)
+        if key is None:
+            raise VerificationError(f"directive signed by unknown key {parsed.kid}",
+                                    code="header.kid_unknown")
+        jws.verify_signature(parsed, key)
+        document = jws.parse_payload(parsed)
+        schemas.check("directive", document)
+        if document["agency"] != self.agency_id:
+            raise VerificationError(f"directive is addressed to {document['agency']!r}",
+                                    code="directive.wrong_agency")
+        return document
+
+    def _apply(self, conn: Connection, document: dict[str, Any]) -> str | None:
+        ref = document["entry_ref"]
+        key, revision = ref["entry_id"], ref["revision"]
+        current = conn.execute(sa.select(restriction)
+                               .where(restriction.c.entry_key == key)).first()
+        if current is not None and current.revision > revision:
+            return f"superseded by revision {current.revision}"
+        if document["action"] == "lift":
+            if current is not None and current.status == "active":
+                conn.execute(restriction.update().where(restriction.c.entry_key == key)
+                             .values(status="lifted", lifted_at=utcnow(), revision=revision,
+                                     directive_id=document["directive_id"]))
+                self._on_lift(conn, key)
+            return None
+        values = {"revision": revision, "directive_id": document["directive_id"],
+                  "document": document, "status": "active", "lifted_at": None}
+        if current is None:
+            conn.execute(restriction.insert().values(entry_key=key, **values))
+        else:
+            conn.execute(restriction.update()
+                         .where(restriction.c.entry_key == key).values(**values))
+        self._on_impose(conn, key, document)
+        return None
+
+    def _on_impose(self, conn: Connection, entry_key: str, document: dict[str, Any]) -> None:
+        """Domain effect of an imposition or amendment (e.g. suspend permits)."""
+
+    def _on_lift(self, conn: Connection, entry_key: str) -> None:
+        """Domain effect of a lift (e.g. reinstate suspended permits)."""
+
+    def _receipt(self, directive_id: str, status: str, detail: str | None) -> str:
+        document: dict[str, Any] = {
+            "schema": schemas.document_schema("receipt"), "directive_id": directive_id,
+            "agency": self.agency_id, "status": status,
+            "at": utcnow().isoformat().replace("+00:00", "Z")}
+        if detail:
+            document["detail"] = detail[:4000]
+        return self._signer.sign_document(document, jws.TYP_RECEIPT)
+
+    # -- queries a person can try ----------------------------------------------------------
+
+    def active_restrictions(self, *, identifier: str | None = None, name: str | None = None,
+                            at: datetime | None = None) -> list[dict[str, Any]]:
+        """Restrictions in force on a subject, found by ``scheme:value`` or by name."""
+        when = at or utcnow()
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(restriction.c.document)
+                                .where(restriction.c.status == "active")).scalars().all()
+        return [_summary(doc) for doc in rows
+                if _in_force(doc, when)
+                and subject_matches(doc.get("subject", {}), identifier, name)]
+
+    def decide(self, *, identifier: str | None = None, name: str | None = None) -> Decision:
+        found = self.active_restrictions(identifier=identifier, name=name)
+        return Decision(allowed=not found, restrictions=found)
+
+
+def _in_force(document: dict[str, Any], when: datetime) -> bool:
+    start = datetime.fromisoformat(document["effective_from"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(document["expires_at"].replace("Z", "+00:00"))
+    return start <= when < end
+
+
+def subject_matches(subject: dict[str, Any], identifier: str | None, name: str | None) -> bool:
+    if identifier:
+        scheme, _, value = identifier.partition(":")
+        if any(i["scheme"] == scheme and i["value"] == value
+               for i in subject.get("identifiers", [])):
+            return True
+    if name:
+        wanted = " ".join(name.casefold().split())
+        if any(" ".join(n["value"].casefold().split()) == wanted for n in subject.get("names", [])):
+            return True
+    return False
+
+
+def _summary(document: dict[str, Any]) -> dict[str, Any]:
+    return {key: document.get(key) for key in
+            ("directive_id", "entry_ref", "measures", "legal_basis", "reason", "effective_from",
+             "expires_at", "redress")}
+
+
+def _claimed_id(token: str) -> str:
+    """The directive_id an unverifiable directive claims, so its receipt can be matched."""
+    try:
+        claimed = json.loads(unb64u(token.split(".")[1])).get("directive_id", "")
+    except Exception:
+        claimed = ""
+    return claimed if isinstance(claimed, str) and claimed.startswith("d-") else "d-" + "0" * 32

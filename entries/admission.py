@@ -1,0 +1,225 @@
+"""Admission: the decision to accept or refuse one published entry. Pure; no database.
+
+The steps, in order (each refusal names its reason code from ``entries.reasons``):
+
+1. the JWS is well formed and its header follows the profile (``keys.jws.parse``);
+2. its ``kid`` is an issuer key in the trust store, and the signature verifies under it;
+3. the key was usable when the entry was published (not revoked, inside its validity window);
+4. the payload is a strict JSON object that matches the entry schema;
+5. the entry names the issuer that signed it, and its ``entry_id`` is scoped to that issuer;
+6. the issuer may impose every measure; the dates are coherent and within policy;
+7. the revision is newer than the last accepted one, and the op fits the entry's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from interdict import schemas
+from interdict.errors import DocumentError, VerificationError
+from interdict.keys import jws
+from interdict.keys.jwk import unb64u
+from interdict.keys.truststore import TrustSnapshot
+
+DEFAULT_MAX_DURATION = timedelta(days=5 * 366)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A row of the public database, as read."""
+
+    seq: int
+    jws: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    revision: int
+    status: str  # active | revoked | expired
+
+
+@dataclass(frozen=True)
+class Accepted:
+    seq: int
+    issuer: str
+    entry_id: str
+    revision: int
+    op: str
+    kid: str
+    digest: str
+    jws: str
+    document: dict[str, Any]
+    effective_from: datetime
+    expires_at: datetime | None
+    previous: int | None  # the revision this one follows, if any
+
+    @property
+    def gap(self) -> bool:
+        return self.previous is not None and self.revision != self.previous + 1
+
+
+@dataclass(frozen=True)
+class Refused:
+    seq: int
+    reason: str
+    detail: str
+    raw: bytes
+
+
+@dataclass
+class Policy:
+    max_duration: timedelta = DEFAULT_MAX_DURATION
+
+
+class Refusal(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Admission:
+    """Admits a batch in order, remembering what it accepted so a batch can amend itself."""
+
+    trust: TrustSnapshot
+    known: Mapping[tuple[str, str], EntryStatus]
+    now: datetime
+    policy: Policy = field(default_factory=Policy)
+    _seen: dict[tuple[str, str], EntryStatus] = field(default_factory=dict)
+
+    def admit(self, row: Published) -> Accepted | Refused:
+        try:
+            accepted = self._admit(row)
+        except Refusal as refusal:
+            return Refused(row.seq, refusal.reason, refusal.detail,
+                           row.jws.encode("utf-8", "surrogateescape"))
+        key = (accepted.issuer, accepted.entry_id)
+        status = "revoked" if accepted.op == "revoke" else "active"
+        self._seen[key] = EntryStatus(accepted.revision, status)
+        return accepted
+
+    def _status(self, key: tuple[str, str]) -> EntryStatus | None:
+        return self._seen.get(key) or self.known.get(key)
+
+    def _admit(self, row: Published) -> Accepted:
+        token, kid = self._verified(row)
+        document = _payload(token)
+        issuer = self._authority(document, kid)
+        effective_from, expires_at = self._dates(document)
+        key = (issuer, document["entry_id"])
+        previous = self._order(document, self._status(key))
+        return Accepted(row.seq, issuer, document["entry_id"], document["revision"],
+                        document["op"], kid, jws.digest(row.jws), row.jws, document,
+                        effective_from, expires_at, previous)
+
+    def _verified(self, row: Published) -> tuple[jws.CompactJWS, str]:
+        # steps 1-3
+        try:
+            token = jws.parse(row.jws, jws.TYP_ENTRY)
+        except VerificationError as exc:
+            raise Refusal(exc.code, exc.message) from None
+        info = self.trust.keys.get(token.kid)
+        if info is None:
+            claimed = _peek_issuer(row.jws)
+            if claimed is not None and claimed not in self.trust.issuer_measures:
+                raise Refusal("issuer.unknown", f"issuer {claimed!r} is not registered "
+                                                f"(and key {token.kid} is unknown)")
+            raise Refusal("header.kid_unknown", f"no key {token.kid} in the trust store")
+        if info.owner_kind != "issuer":
+            raise Refusal("signature.wrong_issuer",
+                          f"key {token.kid} belongs to {info.owner_kind} {info.owner_id}, "
+                          "not to an issuer")
+        try:
+            jws.verify_signature(token, info.public_key)
+        except VerificationError as exc:
+            raise Refusal(exc.code, exc.message) from None
+        problem = info.usable_at(row.published_at)
+        if problem is not None:
+            raise Refusal(problem, f"key {token.kid} of issuer {info.owner_id} is {info.status}"
+                                   f" and was not usable at {row.published_at.isoformat()}")
+        return token, info.owner_id
+
+    def _authority(self, document: dict[str, Any], signer: str) -> str:
+        # step 5-6 (authority part)
+        issuer = document["issuer"]
+        if issuer != signer:
+            raise Refusal("signature.wrong_issuer",
+                          f"the entry names issuer {issuer!r} but is signed by {signer!r}")
+        if not document["entry_id"].startswith(issuer + "/"):
+            raise Refusal("entry.issuer_mismatch",
+                          f"entry_id {document['entry_id']!r} is not scoped to issuer {issuer!r}")
+        allowed = self.trust.issuer_measures.get(issuer)
+        if allowed is None:
+            raise Refusal("issuer.unknown", f"issuer {issuer!r} is not registered")
+        for index, measure in enumerate(document.get("measures", [])):
+            if measure["type"] not in allowed:
+                raise Refusal("issuer.measure_not_authorised",
+                              f"/measures/{index}/type: issuer {issuer!r} may not impose "
+                              f"{measure['type']!r} (allowed: {', '.join(sorted(allowed))})")
+        return str(issuer)
+
+    def _dates(self, document: dict[str, Any]) -> tuple[datetime, datetime | None]:
+        effective_from = _when(document["effective_from"])
+        if document["op"] == "revoke":
+            return effective_from, None
+        expires_at = _when(document["expires_at"])
+        if expires_at <= effective_from:
+            raise Refusal("dates.incoherent", f"/expires_at {document['expires_at']} is not after "
+                                              f"/effective_from {document['effective_from']}")
+        if expires_at <= self.now:
+            raise Refusal("dates.expired", f"/expires_at {document['expires_at']} has passed")
+        if expires_at - effective_from > self.policy.max_duration:
+            raise Refusal("policy.duration",
+                          f"/expires_at: the measure lasts {(expires_at - effective_from).days} "
+                          f"days; the policy allows {self.policy.max_duration.days}")
+        return effective_from, expires_at
+
+    def _order(self, document: dict[str, Any], status: EntryStatus | None) -> int | None:
+        # step 7
+        revision, op, entry_id = document["revision"], document["op"], document["entry_id"]
+        if status is None:
+            if op != "impose":
+                raise Refusal("op.unknown_entry", f"{op} of {entry_id!r}, which was never imposed")
+            return None
+        if revision <= status.revision:
+            raise Refusal("revision.replay", f"/revision {revision} of {entry_id!r} is not newer "
+                                             f"than accepted revision {status.revision}")
+        if op == "impose" and status.status == "active":
+            raise Refusal("op.conflict", f"{entry_id!r} is already in force; publish an amend")
+        if op != "impose" and status.status != "active":
+            raise Refusal("op.not_active", f"{op} of {entry_id!r}, which is {status.status}")
+        return status.revision
+
+
+def _payload(token: jws.CompactJWS) -> dict[str, Any]:
+    try:
+        document = jws.parse_payload(token)
+    except VerificationError as exc:
+        raise Refusal(exc.code, exc.message) from None
+    declared = document.get("schema")
+    if declared != schemas.document_schema("entry"):
+        raise Refusal("schema.unknown_version", f"/schema {declared!r} is not "
+                                                f"{schemas.document_schema('entry')!r}")
+    try:
+        schemas.check("entry", document)
+    except DocumentError as exc:
+        raise Refusal(exc.code, exc.message) from None
+    return document
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _peek_issuer(token: str) -> str | None:
+    """The issuer an unverified payload claims: only to word a refusal, never to trust."""
+    try:
+        claimed = jws.strict_json(unb64u(token.split(".")[1])).get("issuer")
+    except Exception:
+        return None
+    return claimed if isinstance(claimed, str) else None

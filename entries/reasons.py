@@ -1,0 +1,47 @@
+"""The stable reason codes for refusing a published entry (docs/reason-codes.md lists them).
+
+Codes never change meaning; new ones may be added. Each refusal also carries a human detail
+naming the field or header at fault.
+"""
+
+from __future__ import annotations
+
+REASONS: dict[str, str] = {
+    # the JWS itself
+    "jws.malformed": "not a compact JWS of three parts",
+    "jws.base64": "a part is not unpadded base64url",
+    "jws.trailing_data": "whitespace or other data around the token",
+    "header.json": "the protected header is not a JSON object (or has duplicate keys)",
+    "header.alg": "alg is not Ed25519 (or EdDSA); 'none' and every other algorithm are refused",
+    "header.crit": "crit names an extension interdict does not understand",
+    "header.kid_missing": "the header has no kid",
+    "header.kid_unknown": "no key with this kid is in the trust store",
+    "header.typ": "typ is not interdict-entry+jws",
+    # keys and signatures
+    "signature.invalid": "the signature does not verify under the key named by kid",
+    "signature.wrong_issuer": "the signing key belongs to someone other than the entry's issuer",
+    "key.revoked": "the signing key is revoked",
+    "key.outside_validity": "the entry was published outside the signing key's validity window",
+    # the payload
+    "payload.too_large": "the token exceeds the size limit (96 KiB)",
+    "payload.too_deep": "the payload nests deeper than 32 levels",
+    "payload.json": "the payload is not UTF-8 JSON",
+    "payload.not_object": "the payload is JSON but not an object",
+    "payload.duplicate_key": "the payload repeats a key in one object",
+    "payload.non_finite": "the payload contains NaN or Infinity",
+    "schema.unknown_version": "the payload names a schema interdict does not know",
+    "schema.violation": "the payload does not match the entry schema",
+    "schema.unknown_field": "the payload has a field the entry schema does not define",
+    # authority and policy
+    "issuer.unknown": "the issuer is not registered",
+    "issuer.measure_not_authorised": "the issuer may not impose one of the measures",
+    "entry.issuer_mismatch": "entry_id is not scoped to the issuer that signed it",
+    "dates.incoherent": "expires_at is not after effective_from",
+    "dates.expired": "the entry had already expired when it arrived",
+    "policy.duration": "the measure lasts longer than the policy allows",
+    # order
+    "revision.replay": "the revision is not newer than the one already accepted",
+    "op.unknown_entry": "amend or revoke of an entry interdict never accepted",
+    "op.not_active": "amend or revoke of an entry no longer in force",
+    "op.conflict": "impose of an entry that is already in force (publish an amend)",
+}

@@ -1,0 +1,117 @@
+"""The dispatch flow: route accepted revisions into the outbox, then deliver per agency.
+
+One task per batch of revisions, and one delivery task per agency run concurrently, so a slow
+or absent agency never holds back another.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from prefect import flow, task
+from prefect.futures import wait
+
+from interdict import progress
+from interdict.directives import Delivered, Issued, agency_routes, deliver_agency, expire, plan
+from interdict.flows.runtime import installation
+from interdict.keys import truststore
+from interdict.storage import transaction, utcnow
+from interdict.storage.models import EntryRevision
+
+DEFAULT_BATCH = 1000
+
+
+@dataclass
+class Dispatched:
+    causes: int = 0
+    issued: Counter[str] = field(default_factory=Counter)
+    delivered: dict[str, Delivered] = field(default_factory=dict)
+
+    def add_issued(self, batch: Issued) -> None:
+        self.causes += batch.causes
+        self.issued.update(batch.per_agency)
+
+
+def plan_once(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
+    inst = installation(home)
+    with transaction(inst.db) as session:
+        return plan(session, inst.engine_signer, agency_routes(session), batch_size, utcnow())
+
+
+def expire_once(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
+    inst = installation(home)
+    with transaction(inst.db) as session:
+        return expire(session, inst.engine_signer, agency_routes(session), batch_size, utcnow())
+
+
+def deliver_once(home: str, agency: str) -> Delivered:
+    inst = installation(home)
+    adapter = inst.adapter(agency)
+    with transaction(inst.db) as session:
+        keys = {k.kid: k.public_key for k in truststore.keys_of(session, "agency", agency)
+                if k.status != "revoked"}
+    settings = adapter.context.manifest.get("settings", {})
+    return deliver_agency(inst.db, adapter, keys, batch_size=settings.get("batch_size", 500),
+                          max_attempts=settings.get("max_attempts", 8))
+
+
+@task(name="plan-batch")
+def plan_batch(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
+    return plan_once(home, batch_size)
+
+
+@task(name="expire-batch")
+def expire_batch(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
+    return expire_once(home, batch_size)
+
+
+@task(name="deliver", task_run_name="deliver-{agency}")
+def deliver_to(home: str, agency: str) -> Delivered:
+    return deliver_once(home, agency)
+
+
+def unrouted(home: str) -> int:
+    inst = installation(home)
+    with transaction(inst.db) as session:
+        return int(session.execute(sa.select(sa.func.count()).select_from(EntryRevision)
+                                   .where(EntryRevision.routed == sa.false())).scalar_one())
+
+
+def route_all(home: str, batch_size: int, report: Dispatched) -> None:
+    with progress.phase("route", unrouted(home)) as bar:
+        while (batch := plan_batch(home, batch_size)).causes:
+            report.add_issued(batch)
+            bar.advance(batch.causes)
+
+
+def expire_all(home: str, batch_size: int, report: Dispatched) -> None:
+    while (batch := expire_batch(home, batch_size)).causes:
+        report.add_issued(batch)
+
+
+def deliver_all(home: str, report: Dispatched) -> None:
+    agencies = installation(home).agency_ids()
+    futures = {agency: deliver_to.submit(home, agency) for agency in agencies}
+    wait(list(futures.values()))
+    for agency, future in futures.items():
+        report.delivered[agency] = future.result()
+
+
+@flow(name="dispatch")
+def dispatch(home: str, batch_size: int = DEFAULT_BATCH) -> Dispatched:
+    """Route what ingest accepted, then deliver the outbox to every agency concurrently."""
+    report = Dispatched()
+    route_all(home, batch_size, report)
+    deliver_all(home, report)
+    return report
+
+
+@flow(name="lift")
+def lift(home: str, batch_size: int = DEFAULT_BATCH) -> Dispatched:
+    """Lift every entry past its expiry at every agency holding it, and deliver the lifts."""
+    report = Dispatched()
+    expire_all(home, batch_size, report)
+    deliver_all(home, report)
+    return report

@@ -1,0 +1,112 @@
+"""The shared JSON Schemas (2020-12) and how interdict applies them.
+
+Each schema file is ``<kind>.v<N>.json``; a document names its schema in its ``schema`` member
+as ``interdict/<kind>/v<N>``. ``jsonschema`` is the reference implementation here: it defines
+what valid means and explains failures. Format checks (``date-time``, ``uri``) really run: a
+FormatChecker is always passed and the format extras are a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from interdict.errors import DocumentError
+
+BASE = "https://interdict.example/schemas/"
+KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest")
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """Why a document is invalid: a JSON pointer to the spot, the keyword, and the reason."""
+
+    path: str
+    keyword: str
+    message: str
+
+    @property
+    def code(self) -> str:
+        closed = self.keyword in ("additionalProperties", "unevaluatedProperties")
+        return "schema.unknown_field" if closed else "schema.violation"
+
+    def __str__(self) -> str:
+        return f"{self.path or '/'}: {self.message}"
+
+
+@cache
+def _registry() -> tuple[Registry, dict[str, dict[str, Any]]]:
+    by_id: dict[str, dict[str, Any]] = {}
+    for item in resources.files(__name__).iterdir():
+        if item.name.endswith(".json") and ".v" in item.name:
+            schema = json.loads(item.read_text(encoding="utf-8"))
+            by_id[schema["$id"]] = schema
+    registry: Registry = Registry().with_resources(
+        (uri, Resource.from_contents(schema)) for uri, schema in by_id.items())
+    return registry, by_id
+
+
+def schema_id(kind: str, version: int = 1) -> str:
+    return f"{BASE}{kind}/v{version}"
+
+
+def document_schema(kind: str, version: int = 1) -> str:
+    """The value of a document's ``schema`` member."""
+    return f"interdict/{kind}/v{version}"
+
+
+def load(kind: str, version: int = 1) -> dict[str, Any]:
+    _, by_id = _registry()
+    try:
+        return by_id[schema_id(kind, version)]
+    except KeyError:
+        raise DocumentError(f"no schema {kind} v{version}", code="schema.unknown_version") from None
+
+
+@cache
+def validator(kind: str, version: int = 1) -> Draft202012Validator:
+    registry, _ = _registry()
+    return Draft202012Validator(load(kind, version), registry=registry,
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def validator_for_definition(definition: dict[str, Any]) -> Draft202012Validator:
+    """A validator for one ``$defs`` member (e.g. to check an id given on the command line)."""
+    registry, _ = _registry()
+    return Draft202012Validator(definition, registry=registry,
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _pointer(error: ValidationError) -> str:
+    return "".join(f"/{part}" for part in error.absolute_path)
+
+
+def problems(kind: str, document: Any, version: int = 1) -> list[SchemaProblem]:
+    """Every problem, most relevant first."""
+    errors = list(validator(kind, version).iter_errors(document))
+    if not errors:
+        return []
+    # An unknown field is the most actionable finding (often a typo that also explains a
+    # "required" error next to it), so it leads; otherwise jsonschema's own relevance order.
+    closed = [e for e in errors if e.validator in ("additionalProperties", "unevaluatedProperties")]
+    first = closed[0] if closed else best_match(errors)
+    ordered = [first] + [e for e in errors if e is not first]
+    return [SchemaProblem(_pointer(e), str(e.validator), e.message) for e in ordered]
+
+
+def check(kind: str, document: Any, version: int = 1) -> None:
+    """Raises:
+    DocumentError: with code ``schema.violation`` or ``schema.unknown_field`` and the path.
+    """
+    found = problems(kind, document, version)
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise DocumentError(f"{kind} does not match its schema at {first}{more}", code=first.code)

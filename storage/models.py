@@ -1,0 +1,150 @@
+"""The operational database: one SQLModel class per table.
+
+People edit the first group (issuers, keys, agencies) through the ORM. The hot tables (entry
+revisions, directives, receipts, audit events) are declared here too, so the schema lives in one
+place, but the pipeline writes them with bulk Core statements (see PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Column, Field, SQLModel
+
+from interdict.storage.types import UTCDateTime, utcnow
+
+
+class Issuer(SQLModel, table=True):
+    """An issuing authority and the measure types it may impose."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    measures: list[str] = Field(sa_column=Column(sa.JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(),
+                                                                           nullable=False))
+
+class TrustedKey(SQLModel, table=True):
+    """A public key in the trust store: whose it is, and when and whether it may be trusted."""
+
+    __tablename__ = "trusted_key"
+    kid: str = Field(primary_key=True, max_length=64)
+    owner_kind: str = Field(index=True)  # issuer | agency | engine | log
+    owner_id: str = Field(index=True)
+    public_key: str  # base64url of the raw 32-byte Ed25519 public key
+    status: str = "active"  # active | retired | revoked
+    valid_from: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    valid_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    added_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(),
+                                                                         nullable=False))
+
+class Agency(SQLModel, table=True):
+    """A registered agency: its manifest says what it enforces and which fields it may see."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    adapter: str
+    manifest: dict[str, Any] = Field(sa_column=Column(sa.JSON, nullable=False))
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(),
+                                                                           nullable=False))
+
+class EntryRevision(SQLModel, table=True):
+    """One accepted revision of a sanction entry, kept as the exact JWS the issuer signed."""
+
+    __tablename__ = "entry_revision"
+    __table_args__ = (sa.UniqueConstraint("issuer", "entry_id", "revision"),)
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(index=True)
+    entry_id: str = Field(index=True)
+    revision: int
+    op: str
+    public_seq: int = Field(index=True)
+    digest: str  # sha256 hex of the JWS compact serialization
+    kid: str
+    jws: str = Field(sa_column=Column(sa.Text, nullable=False))
+    effective_from: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    accepted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    routed: bool = Field(default=False, index=True)
+
+class EntryState(SQLModel, table=True):
+    """The current state of each entry: its latest revision and whether it is in force."""
+
+    __tablename__ = "entry"
+    issuer: str = Field(primary_key=True)
+    entry_id: str = Field(primary_key=True)
+    revision: int
+    status: str = Field(index=True)  # active | revoked | expired
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+class QuarantinedEntry(SQLModel, table=True):
+    """A refused publication: the reason code, a human detail, and the raw bytes as published."""
+
+    __tablename__ = "quarantine"
+    id: int | None = Field(default=None, primary_key=True)
+    public_seq: int = Field(index=True)
+    reason: str = Field(index=True)
+    detail: str
+    raw: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    released: bool = False  # set when a retry accepted it
+
+class Cursor(SQLModel, table=True):
+    """How far a reader has consumed a source (the public database for ingest)."""
+
+    name: str = Field(primary_key=True)
+    position: int = 0
+
+class Directive(SQLModel, table=True):
+    """The outbox: one signed directive for one agency, delivered until a receipt proves it."""
+
+    id: int | None = Field(default=None, primary_key=True)  # outbox order
+    directive_id: str = Field(unique=True, max_length=80)
+    agency: str = Field(index=True)
+    action: str  # impose | amend | lift
+    issuer: str = Field(index=True)
+    entry_id: str = Field(index=True)
+    revision: int
+    jws: str = Field(sa_column=Column(sa.Text, nullable=False))
+    status: str = Field(default="pending", index=True)  # pending | delivered | dead
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+class Receipt(SQLModel, table=True):
+    """An agency's signed receipt for a directive, verified before it was stored."""
+
+    directive_id: str = Field(primary_key=True, max_length=80)
+    agency: str = Field(index=True)
+    status: str  # applied | rejected | duplicate
+    jws: str = Field(sa_column=Column(sa.Text, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+class AuditEvent(SQLModel, table=True):
+    """Leaf ``seq`` of the Merkle log: the exact event bytes that were hashed, and the hash."""
+
+    __tablename__ = "audit_event"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    event: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    leaf: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+
+class AuditHead(SQLModel, table=True):
+    """The log's compact range, so an append costs O(log n) and needs no full recomputation."""
+
+    __tablename__ = "audit_head"
+    id: int = Field(default=1, primary_key=True)
+    size: int = 0
+    compact_range: bytes = Field(default=b"", sa_column=Column(sa.LargeBinary, nullable=False))
+
+class Checkpoint(SQLModel, table=True):
+    """A signed C2SP checkpoint (in a signed note) over the log's first ``size`` leaves."""
+
+    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    root: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(sa.Text, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
