@@ -107,18 +107,18 @@ class Admission:
         return self._seen.get(key) or self.known.get(key)
 
     def _admit(self, row: Published) -> Accepted:
-        token, kid = self._verified(row)
+        token, signer = self._verified(row)
         document = _payload(token)
-        issuer = self._authority(document, kid)
+        issuer = self._authority(document, signer)
         effective_from, expires_at = self._dates(document)
         key = (issuer, document["entry_id"])
         previous = self._order(document, self._status(key))
         return Accepted(row.seq, issuer, document["entry_id"], document["revision"],
-                        document["op"], kid, jws.digest(row.jws), row.jws, document,
+                        document["op"], token.kid, jws.digest(row.jws), row.jws, document,
                         effective_from, expires_at, previous)
 
     def _verified(self, row: Published) -> tuple[jws.CompactJWS, str]:
-        # steps 1-3
+        """Steps 1-3; returns the parsed JWS and the issuer whose key signed it."""
         try:
             token = jws.parse(row.jws, jws.TYP_ENTRY)
         except VerificationError as exc:

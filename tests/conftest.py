@@ -105,8 +105,13 @@ def home(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.fixture
 def installation(home: Home) -> Installation:
-    """An installation with issuer court-7 (local key) and the three built-in agencies."""
-    inst = Installation.init(home)
+    """An installation with issuer court-7 (local key) and the three built-in agencies.
+
+    It is the same object the flows use for this home, so a test sees what they see."""
+    from interdict.flows.runtime import installation as flow_installation
+
+    Installation.init(home)
+    inst = flow_installation(str(home.root))
     issuers.add(inst, "court-7", name="Court 7", measures=COURT_MEASURES)
     for name in onboarding.BUILTINS:
         onboarding.register_builtin(inst, name)

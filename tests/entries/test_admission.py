@@ -1,0 +1,170 @@
+"""Admission, one refusal class at a time: start from a valid signed entry, break exactly one
+thing, and expect exactly one reason code (the method of python-tuf's trusted-set tests)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from interdict.entries import REASONS, Accepted, Admission, EntryStatus, Published, Refused
+from interdict.keys import jws
+from interdict.keys.jwk import b64u
+from interdict.keys.truststore import KeyInfo, TrustSnapshot
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LONG_AGO = NOW - timedelta(days=365)
+
+
+class World:
+    """Issuers, keys and a trust snapshot built from real Ed25519 keys."""
+
+    def __init__(self) -> None:
+        self.court = jws.Signer(Ed25519PrivateKey.generate())
+        self.revoked = jws.Signer(Ed25519PrivateKey.generate())
+        self.expired = jws.Signer(Ed25519PrivateKey.generate())
+        self.tax = jws.Signer(Ed25519PrivateKey.generate())
+        self.agency = jws.Signer(Ed25519PrivateKey.generate())
+        self.stranger = jws.Signer(Ed25519PrivateKey.generate())
+        keys = [
+            KeyInfo(self.court.kid, "issuer", "court-7", self.court.public_key, "active",
+                    LONG_AGO, None),
+            KeyInfo(self.revoked.kid, "issuer", "court-7", self.revoked.public_key, "revoked",
+                    LONG_AGO, None),
+            KeyInfo(self.expired.kid, "issuer", "court-7", self.expired.public_key, "retired",
+                    LONG_AGO, NOW - timedelta(days=1)),
+            KeyInfo(self.tax.kid, "issuer", "tax-office", self.tax.public_key, "active",
+                    LONG_AGO, None),
+            KeyInfo(self.agency.kid, "agency", "travel", self.agency.public_key, "active",
+                    LONG_AGO, None),
+        ]
+        self.trust = TrustSnapshot(
+            {k.kid: k for k in keys},
+            {"court-7": frozenset({"travel.air", "travel.rail", "credit.loan", "permit.business"}),
+             "tax-office": frozenset({"credit.loan"})})
+
+    def admit(self, token: str, known: dict[tuple[str, str], EntryStatus] | None = None
+              ) -> Accepted | Refused:
+        return Admission(self.trust, known or {}, NOW).admit(Published(7, token, NOW))
+
+
+def raw_token(signer: jws.Signer, header: dict[str, Any], payload: bytes) -> str:
+    signing_input = f"{b64u(json.dumps(header).encode())}.{b64u(payload)}"
+    return f"{signing_input}.{b64u(signer.raw_sign(signing_input.encode()))}"
+
+
+def header(signer: jws.Signer, **changes: Any) -> dict[str, Any]:
+    found = {"alg": "Ed25519", "kid": signer.kid, "typ": jws.TYP_ENTRY}
+    found.update(changes)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+Case = Callable[[World, Callable[..., dict[str, Any]]], tuple[str, dict[tuple[str, str],
+                                                                       EntryStatus] | None]]
+ACTIVE = {("court-7", "court-7/case-1"): EntryStatus(3, "active")}
+REVOKED = {("court-7", "court-7/case-1"): EntryStatus(3, "revoked")}
+
+
+def signed(w: World, doc: dict[str, Any], signer: jws.Signer | None = None) -> str:
+    return (signer or w.court).sign_document(doc, jws.TYP_ENTRY)
+
+
+CASES: dict[str, Case] = {
+    "jws.malformed": lambda w, e: ("only.two", None),
+    "jws.base64": lambda w, e: (signed(w, e()).replace(".", ".*", 1), None),
+    "jws.trailing_data": lambda w, e: (signed(w, e()) + " \n", None),
+    "header.json": lambda w, e: (raw_token(w.court, [1], jws.canonical_json(e())), None),  # type: ignore[arg-type]
+    "header.alg": lambda w, e: (raw_token(w.court, header(w.court, alg="none"),
+                                          jws.canonical_json(e())), None),
+    "header.crit": lambda w, e: (raw_token(w.court, header(w.court, crit=["b64"]),
+                                           jws.canonical_json(e())), None),
+    "header.kid_missing": lambda w, e: (raw_token(w.court, header(w.court, kid=None),
+                                                  jws.canonical_json(e())), None),
+    "header.kid_unknown": lambda w, e: (signed(w, e(), w.stranger), None),
+    "header.typ": lambda w, e: (w.court.sign_document(e(), jws.TYP_DIRECTIVE), None),
+    "signature.invalid": lambda w, e: (_tamper(signed(w, e())), None),
+    "signature.wrong_issuer": lambda w, e: (signed(w, e(), w.tax), None),
+    "key.revoked": lambda w, e: (signed(w, e(), w.revoked), None),
+    "key.outside_validity": lambda w, e: (signed(w, e(), w.expired), None),
+    "payload.too_large": lambda w, e: (signed(w, e(reason="x" * 100_000)), None),
+    "payload.too_deep": lambda w, e: (raw_token(w.court, header(w.court),
+                                                b'{"a":' * 40 + b"1" + b"}" * 40), None),
+    "payload.json": lambda w, e: (raw_token(w.court, header(w.court), b"not json"), None),
+    "payload.not_object": lambda w, e: (raw_token(w.court, header(w.court), b"[]"), None),
+    "payload.duplicate_key": lambda w, e: (raw_token(
+        w.court, header(w.court), b'{"revision": 1, "revision": 2}'), None),
+    "payload.non_finite": lambda w, e: (raw_token(w.court, header(w.court), b'{"r": NaN}'), None),
+    "schema.unknown_version": lambda w, e: (signed(w, e(schema="interdict/entry/v9")), None),
+    "schema.violation": lambda w, e: (signed(w, e(redress=None)), None),
+    "schema.unknown_field": lambda w, e: (signed(w, e(priority="high")), None),
+    "issuer.unknown": lambda w, e: (signed(w, e(issuer="ghost", entry_id="ghost/1"),
+                                           w.stranger), None),
+    "issuer.measure_not_authorised": lambda w, e: (signed(w, e(measures=[
+        {"type": "travel.air"}, {"type": "credit.card"}])), None),
+    "entry.issuer_mismatch": lambda w, e: (signed(w, e(entry_id="tax-office/case-1")), None),
+    "dates.incoherent": lambda w, e: (signed(w, e(expires_at="2026-10-01T00:00:00Z")), None),
+    "dates.expired": lambda w, e: (signed(w, e(effective_from="2020-01-01T00:00:00Z",
+                                               expires_at="2021-01-01T00:00:00Z")), None),
+    "policy.duration": lambda w, e: (signed(w, e(expires_at="2036-11-01T00:00:00Z")), None),
+    "revision.replay": lambda w, e: (signed(w, e(op="amend", revision=3)), ACTIVE),
+    "op.unknown_entry": lambda w, e: (signed(w, e(op="amend", revision=2)), None),
+    "op.not_active": lambda w, e: (signed(w, e(op="amend", revision=4)), REVOKED),
+    "op.conflict": lambda w, e: (signed(w, e(revision=4)), ACTIVE),
+}
+
+
+def _tamper(token: str) -> str:
+    head, body, signature = token.split(".")
+    payload = json.loads(jws.unb64u(body))
+    payload["reason"] += "!"
+    return ".".join((head, b64u(jws.canonical_json(payload)), signature))
+
+
+def test_every_documented_reason_has_a_case() -> None:
+    assert set(CASES) == set(REASONS)
+
+
+@pytest.mark.parametrize("reason", sorted(CASES))
+def test_refused_with_exact_reason(reason: str, make_entry: Callable[..., dict[str, Any]]) -> None:
+    world = World()
+    token, known = CASES[reason](world, make_entry)
+    outcome = world.admit(token, known)
+    assert isinstance(outcome, Refused), f"{reason}: accepted"
+    assert outcome.reason == reason, outcome.detail
+    assert outcome.detail
+    assert outcome.raw == token.encode()
+
+
+def test_a_valid_entry_is_accepted(make_entry: Callable[..., dict[str, Any]]) -> None:
+    world = World()
+    token = signed(world, make_entry())
+    outcome = world.admit(token)
+    assert isinstance(outcome, Accepted)
+    assert (outcome.issuer, outcome.entry_id, outcome.revision) == ("court-7", "court-7/case-1", 1)
+    assert outcome.kid == world.court.kid and outcome.digest == jws.digest(token)
+
+
+def test_eddsa_alg_is_accepted_for_an_ed25519_key(make_entry: Callable[..., Any]) -> None:
+    world = World()
+    token = raw_token(world.court, header(world.court, alg="EdDSA"),
+                      jws.canonical_json(make_entry()))
+    assert isinstance(world.admit(token), Accepted)
+
+
+def test_revisions_in_one_batch_follow_each_other(make_entry: Callable[..., Any]) -> None:
+    world = World()
+    admission = Admission(world.trust, {}, NOW)
+    tokens = [signed(world, make_entry()),
+              signed(world, make_entry(op="amend", revision=3)),
+              signed(world, make_entry(op="amend", revision=2)),
+              signed(world, make_entry(op="revoke", revision=4, subject=None, measures=None,
+                                       expires_at=None, redress=None, listed_at=None))]
+    outcomes = [admission.admit(Published(i, t, NOW)) for i, t in enumerate(tokens)]
+    kinds = [o.reason if isinstance(o, Refused) else o.op for o in outcomes]
+    assert kinds == ["impose", "amend", "revision.replay", "revoke"]
+    second = outcomes[1]
+    assert isinstance(second, Accepted) and second.gap and second.previous == 1
