@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except InterdictError as exc:
-        err.print(f"error[{exc.code}]: {exc.message}", markup=False)
+        sys.stderr.write(f"error[{exc.code}]: {' '.join(exc.message.split())}\n")
         return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -19,7 +19,7 @@ os.environ.pop("INTERDICT_HOME", None)
 os.environ.pop("INTERDICT_DATABASE_URL", None)
 os.environ.pop("INTERDICT_PUBLIC_DATABASE_URL", None)
 
-from interdict.flows.runtime import apply_defaults  # noqa: E402
+from interdict.flows.runtime import apply_defaults
 
 apply_defaults()
 
@@ -31,14 +31,6 @@ from interdict.storage import engine_for  # noqa: E402
 
 POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 COURT_MEASURES = ["travel.air", "travel.rail", "credit.loan", "permit.business"]
-
-
-def shared_dir() -> Path | None:
-    candidates = [os.environ.get("INTERDICT_SHARED"), Path(__file__).resolve().parents[2] / "shared"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
 
 
 # -- Prefect ------------------------------------------------------------------------------

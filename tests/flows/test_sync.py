@@ -165,7 +165,7 @@ def test_directives_verify_with_another_jose_library_and_carry_only_allowed_fiel
         assert {m["type"] for m in document["measures"]} <= set(manifest["measures"])
         seen.add(document["agency"])
     assert seen == {"travel", "loans", "permits"}
-    stored = [d for d in rows(installation, Directive) if d.agency == "permits"][0]
+    stored = next(d for d in rows(installation, Directive) if d.agency == "permits")
     assert "birth_dates" not in json.loads(unb64u(stored.jws.split(".")[1]))["subject"]
 
 
