@@ -7,7 +7,16 @@ from collections.abc import Sequence
 
 import click
 
-from interdict.cli import agencies, issuing, main_job, quarantine  # noqa: F401  (commands)
+from interdict.cli import (  # noqa: F401  (each module registers its commands)
+    agencies,
+    audit,
+    delivery,
+    importing,
+    issuing,
+    main_job,
+    onboarding,
+    quarantine,
+)
 from interdict.cli.app import app
 from interdict.cli.output import err
 from interdict.errors import InterdictError

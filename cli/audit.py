@@ -1,0 +1,1 @@
+"""audit commands (being written)."""

@@ -1,0 +1,1 @@
+"""importing commands (being written)."""

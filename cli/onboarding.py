@@ -1,0 +1,1 @@
+"""onboarding commands (being written)."""

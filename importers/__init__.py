@@ -1,0 +1,1 @@
+"""Importers: turning published sanction lists into signed entries (being written)."""
