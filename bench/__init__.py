@@ -1,1 +1,1 @@
-"""Benchmarks: figures printed against the floor in ../shared/PERFORMANCE.md, never asserted in tests."""
+"""Benchmarks: figures against the floor in ../shared/PERFORMANCE.md, never test asserts."""

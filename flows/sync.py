@@ -6,7 +6,10 @@ causes go out in the same run as everything else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow
@@ -27,6 +30,7 @@ class SyncReport:
     ingested: Ingested
     dispatched: Dispatched
     checkpoint: Signed
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
 
     def to_json(self) -> dict[str, Any]:
         agencies = sorted(set(self.dispatched.issued) | set(self.dispatched.delivered))
@@ -42,15 +46,32 @@ class SyncReport:
             }
         return {"accepted": self.ingested.accepted, "quarantined": self.ingested.quarantined,
                 "read": self.ingested.read, "cursor": self.ingested.position,
-                "directives": directives, "checkpoint": self.checkpoint.to_json()}
+                "directives": directives, "checkpoint": self.checkpoint.to_json(),
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+@contextmanager
+def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
 @flow(name="sync")
 def sync(home: str, batch_size: int = DEFAULT_BATCH) -> SyncReport:
     """ingest -> lift expired -> route -> deliver -> checkpoint."""
-    ingested = ingest_all(home, batch_size)
+    seconds: dict[str, float] = {}
     dispatched = Dispatched()
-    expire_all(home, batch_size, dispatched)
-    route_all(home, batch_size, dispatched)
-    deliver_all(home, dispatched)
-    return SyncReport(ingested, dispatched, sign_head(home))
+    with timed(seconds, "ingest"):
+        ingested = ingest_all(home, batch_size)
+    with timed(seconds, "expire"):
+        expire_all(home, batch_size, dispatched)
+    with timed(seconds, "route"):
+        route_all(home, batch_size, dispatched)
+    with timed(seconds, "deliver"):
+        deliver_all(home, dispatched)
+    with timed(seconds, "checkpoint"):
+        signed = sign_head(home)
+    return SyncReport(ingested, dispatched, signed, seconds)

@@ -4,6 +4,11 @@ Each schema file is ``<kind>.v<N>.json``; a document names its schema in its ``s
 as ``interdict/<kind>/v<N>``. ``jsonschema`` is the reference implementation here: it defines
 what valid means and explains failures. Format checks (``date-time``, ``uri``) really run: a
 FormatChecker is always passed and the format extras are a dependency.
+
+On the hot path (``check`` and ``is_valid``) a compiled validator of the same schemas
+(jsonschema-rs, ~8 µs per entry against ~1–4 ms) answers first; only a document it finds
+invalid is handed to jsonschema for the explanation. tests/schemas/test_differential.py keeps the
+two in agreement.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
@@ -84,6 +90,19 @@ def validator_for_definition(definition: dict[str, Any]) -> Draft202012Validator
                                 format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
+@cache
+def fast_validator(kind: str, version: int = 1) -> Any:
+    """The compiled validator of the same schema, with formats checked too."""
+    _, by_id = _registry()
+    registry = jsonschema_rs.Registry(list(by_id.items()))
+    return jsonschema_rs.validator_for(load(kind, version), registry=registry,
+                                       validate_formats=True)
+
+
+def is_valid(kind: str, document: Any, version: int = 1) -> bool:
+    return bool(fast_validator(kind, version).is_valid(document))
+
+
 def _pointer(error: ValidationError) -> str:
     return "".join(f"/{part}" for part in error.absolute_path)
 
@@ -105,8 +124,11 @@ def check(kind: str, document: Any, version: int = 1) -> None:
     """Raises:
     DocumentError: with code ``schema.violation`` or ``schema.unknown_field`` and the path.
     """
-    found = problems(kind, document, version)
-    if found:
-        first = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise DocumentError(f"{kind} does not match its schema at {first}{more}", code=first.code)
+    if is_valid(kind, document, version):
+        return
+    found = problems(kind, document, version) or [
+        # The validators disagree: refuse (the stricter answer) and say so.
+        SchemaProblem("", "fast-validator", "refused by the compiled validator only")]
+    first = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    raise DocumentError(f"{kind} does not match its schema at {first}{more}", code=first.code)

@@ -1,0 +1,5 @@
+import sys
+
+from interdict.bench.sync import main
+
+sys.exit(main())
