@@ -3,6 +3,7 @@
 
     python3 dev.py demo     create .venv, install interdict, run `interdict demo`
     python3 dev.py test     create .venv, install interdict and its test tools, run ruff + pytest
+    python3 dev.py bench    run the benchmark against the floor (python -m interdict.bench --help)
 
 Any further arguments go to the command (`python3 dev.py test -k ingest`). The virtual
 environment is reinstalled only when pyproject.toml changes.
@@ -53,6 +54,9 @@ def main(argv: list[str]) -> int:
         lint = run([str(BIN / "ruff"), "check", "."])
         tests = run([str(BIN / "python"), "-m", "pytest", *rest])
         return lint or tests
+    if job == "bench":
+        ensure_environment("")
+        return run([str(BIN / "python"), "-m", "interdict.bench", *rest])
     print(__doc__)
     return 0 if job in ("help", "-h", "--help") else 2
 
