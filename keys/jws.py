@@ -120,7 +120,16 @@ def parse(token: str | bytes, typ: str) -> CompactJWS:
         header_bytes, payload, signature = (unb64u(p) for p in parts)
     except ValueError as exc:
         raise _fail("jws.base64", f"a part is not valid base64url: {exc}") from None
-    # 2. the header is a JSON object
+    header = _header(header_bytes, typ)
+    if len(signature) != 64:
+        raise _fail("signature.invalid", f"an Ed25519 signature is 64 bytes, got {len(signature)}")
+    return CompactJWS(header, payload, parts[0] + b"." + parts[1], signature)
+
+
+@lru_cache(maxsize=1024)
+def _header(header_bytes: bytes, typ: str) -> dict[str, Any]:
+    """Steps 2-4. Cached: a signer's header is the same bytes on every document it signs.
+    Callers must not mutate the returned dict."""
     try:
         header = strict_json(header_bytes)
     except VerificationError as exc:
@@ -128,9 +137,7 @@ def parse(token: str | bytes, typ: str) -> CompactJWS:
     if not isinstance(header, dict):
         raise _fail("header.json", "the protected header is not a JSON object")
     _check_header(header, typ)
-    if len(signature) != 64:
-        raise _fail("signature.invalid", f"an Ed25519 signature is 64 bytes, got {len(signature)}")
-    return CompactJWS(header, payload, parts[0] + b"." + parts[1], signature)
+    return header
 
 
 def _check_header(header: dict[str, Any], typ: str) -> None:
@@ -169,12 +176,15 @@ def verify_signature(jws: CompactJWS, raw_public: bytes) -> None:
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _fail("payload.duplicate_key", f"duplicate JSON key {key!r}")
-        seen[key] = value
-    return seen
+    # dict() runs in C; only when it lost a key do we look for which one (the rare bad case).
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _fail("payload.duplicate_key", f"duplicate JSON key {key!r}")
+            seen.add(key)
+    return result
 
 
 def _reject_constant(name: str) -> Any:
