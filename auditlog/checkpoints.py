@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from interdict.auditlog import log
+from interdict.auditlog import log, proofs
 from interdict.auditlog.note import Checkpoint as CheckpointText
 from interdict.auditlog.note import NoteSigner, sign_note
 from interdict.storage.models import Checkpoint
@@ -24,6 +24,8 @@ def latest(session: Session) -> Checkpoint | None:
 def sign(session: Session, signer: NoteSigner, origin: str) -> Checkpoint:
     """Sign the current head unless the latest checkpoint already covers it."""
     size, root = log.size_and_root(session)
+    # Keep the tiles in step with the checkpoints, so proofs never start from raw leaves.
+    proofs.extend_tiles(session, size)
     previous = latest(session)
     if previous is not None and previous.size == size:
         return previous

@@ -148,3 +148,15 @@ class Checkpoint(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
     note: str = Field(sa_column=Column(sa.Text, nullable=False))
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class AuditTile(SQLModel, table=True):
+    """Root of the perfect subtree over leaves ``[idx * 256, (idx + 1) * 256)`` of the log.
+
+    Derived from ``audit_event.leaf`` and immutable once the 256 leaves exist (the log only
+    grows), so proofs and roots for any size read n/256 hashes instead of n (auditlog/proofs.py).
+    """
+
+    __tablename__ = "audit_tile"
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hash: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
