@@ -1,18 +1,22 @@
-"""Issuers' commands: ``issuer add|list`` and ``publish``."""
+"""Issuers' commands: ``issuer add|list|show``, ``issuer key add|retire|revoke``, ``publish``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import typer
 
 from interdict import issuers, schemas
+from interdict.auditlog import log
 from interdict.cli.app import JsonFlag, app, options
 from interdict.cli.output import emit_json, out, table
 from interdict.errors import DocumentError, UsageError
 from interdict.installation import Installation
+from interdict.keys import truststore
 from interdict.keys.jws import strict_json
 from interdict.storage import transaction
 from interdict.storage.models import Issuer, TrustedKey
@@ -58,6 +62,113 @@ def issuer_list(ctx: typer.Context, json: JsonFlag = False) -> None:
     else:
         table(None, ("id", "name", "measures", "keys"),
               [(r["id"], r["name"], ",".join(r["measures"]), len(r["keys"])) for r in rows])
+
+
+@issuer_app.command("show")
+def issuer_show(ctx: typer.Context,
+                issuer_id: Annotated[str, typer.Argument(metavar="ID")],
+                json: JsonFlag = False) -> None:
+    """One issuer: its measures and every key, with status and validity window."""
+    installation = Installation.open(options(ctx).home)
+    data = _issuer_view(installation, issuer_id)
+    if json:
+        emit_json(data)
+        return
+    out.print(f"issuer    {data['id']} ({data['name']}), registered {data['created_at']}")
+    out.print(f"measures  {', '.join(data['measures'])}")
+    local = data["local_kid"]
+    out.print(f"signs     {f'with the local key {local}' if local else 'with its own tools'}")
+    out.print("keys")
+    for k in data["keys"]:  # one line each, so a kid is never cut: people copy it
+        out.print(f"  {k['kid']}  {k['status']:<7}  valid from {k['valid_from']}"
+                  + (f" until {k['valid_until']}" if k["valid_until"] else ""))
+
+
+def _issuer_view(installation: Installation, issuer_id: str) -> dict[str, Any]:
+    with transaction(installation.db) as session:
+        issuer = session.get(Issuer, issuer_id)
+        if issuer is None:
+            raise UsageError(f"issuer {issuer_id!r} is not registered", code="issuer.unknown")
+        keys = session.execute(sa.select(TrustedKey).where(
+            TrustedKey.owner_kind == "issuer", TrustedKey.owner_id == issuer_id)
+            .order_by(TrustedKey.added_at)).scalars().all()  # type: ignore[arg-type]
+        data: dict[str, Any] = {
+            "id": issuer.id, "name": issuer.name, "measures": issuer.measures,
+            "created_at": _iso(issuer.created_at),
+            "keys": [{"kid": k.kid, "status": k.status, "valid_from": _iso(k.valid_from),
+                      "valid_until": _iso(k.valid_until), "added_at": _iso(k.added_at)}
+                     for k in keys]}
+    data["local_kid"] = None
+    if installation.issuer_key_path(issuer_id).exists():
+        data["local_kid"] = installation.issuer_signer(issuer_id).kid
+    return data
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+key_app = typer.Typer(help="An issuer's keys over time: add a new one, retire or revoke an old "
+                           "one.", no_args_is_help=True)
+issuer_app.add_typer(key_app, name="key")
+KidArg = Annotated[str, typer.Argument(metavar="KID", help="The key id (RFC 7638 thumbprint), "
+                                                           "as `issuer show ID` lists it")]
+
+
+@key_app.command("add")
+def key_add(
+    ctx: typer.Context,
+    issuer_id: Annotated[str, typer.Argument(metavar="ID")],
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", metavar="PEM", help="The new Ed25519 public key (PEM file); without it "
+                                             "a new local key pair replaces the local signing "
+                                             "key")] = None,
+    valid_from: Annotated[str | None, typer.Option(
+        metavar="TIME", help="When the key became valid, e.g. 2026-11-01T00:00:00Z: entries "
+                             "published before it are refused [default: now]")] = None,
+) -> None:
+    """Add a key to an issuer; the keys it already has stay valid until retired."""
+    installation = Installation.open(options(ctx).home)
+    kid = issuers.add_key(installation, issuer_id,
+                          public_key_pem=public_key.read_text() if public_key else None,
+                          valid_from=parse_timestamp(valid_from) if valid_from else None)
+    out.print(f"issuer {issuer_id}: key {kid} added")
+
+
+@key_app.command("retire")
+def key_retire(ctx: typer.Context, issuer_id: Annotated[str, typer.Argument(metavar="ID")],
+               kid: KidArg) -> None:
+    """End a key's validity now: it still verifies entries published while it was valid."""
+    key = _change_key(ctx, truststore.retire_key, issuer_id, kid)
+    out.print(f"issuer {issuer_id}: key {kid} retired; valid until {_iso(key.valid_until)}")
+
+
+@key_app.command("revoke")
+def key_revoke(ctx: typer.Context, issuer_id: Annotated[str, typer.Argument(metavar="ID")],
+               kid: KidArg) -> None:
+    """Withdraw all trust from a key (lost or compromised): nothing it signed is accepted
+    any more, except what was already ingested."""
+    _change_key(ctx, truststore.revoke_key, issuer_id, kid)
+    out.print(f"issuer {issuer_id}: key {kid} revoked")
+
+
+def _change_key(ctx: typer.Context, change: Callable[..., TrustedKey], issuer_id: str,
+                kid: str) -> TrustedKey:
+    installation = Installation.open(options(ctx).home)
+    with transaction(installation.db) as session:
+        return change(session, owner_kind="issuer", owner_id=issuer_id, kid=kid,
+                      actor=log.operator())
+
+
+def parse_timestamp(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{text!r} is not an ISO 8601 timestamp", code="usage.timestamp") \
+            from None
+    if when.tzinfo is None:
+        raise UsageError(f"{text!r} has no time zone; add Z for UTC", code="usage.timestamp")
+    return when
 
 
 @app.command()

@@ -2,18 +2,28 @@
 
 Accepted revisions, the entries' current state, quarantined rows, their audit events and the
 new cursor position commit together, so a crash leaves either all of a batch or none of it.
+
+``retry`` re-examines quarantined rows under today's trust store (after an issuer key was added
+late, say), with the seq and publication time they had: the ones now accepted are stored as if
+ingested and released from quarantine, the others keep their row with the new reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from interdict.auditlog import log
-from interdict.entries.admission import Accepted, EntryStatus, Refused
+from interdict.entries.admission import Accepted, Admission, EntryStatus, Published, Refused
 from interdict.keys import jws
+from interdict.keys.truststore import TrustSnapshot
+from interdict.publicdb import PublicDatabase, published_entry
+from interdict.storage.database import transaction
 from interdict.storage.models import Cursor, EntryRevision, EntryState, QuarantinedEntry
 from interdict.storage.types import utcnow
 
@@ -45,9 +55,7 @@ def record(session: Session, outcomes: Sequence[Accepted | Refused], position: i
     now = utcnow()
     accepted = [o for o in outcomes if isinstance(o, Accepted)]
     refused = [o for o in outcomes if isinstance(o, Refused)]
-    if accepted:
-        session.execute(sa.insert(EntryRevision), [_revision_row(a, now) for a in accepted])
-        _update_state(session, accepted, now)
+    _store_accepted(session, accepted, now)
     if refused:
         session.execute(sa.insert(QuarantinedEntry), [
             {"public_seq": r.seq, "reason": r.reason, "detail": r.detail, "raw": r.raw, "at": now}
@@ -56,6 +64,12 @@ def record(session: Session, outcomes: Sequence[Accepted | Refused], position: i
     row = session.get(Cursor, cursor_name) or Cursor(name=cursor_name)
     row.position = max(row.position or 0, position)
     session.add(row)
+
+
+def _store_accepted(session: Session, accepted: Sequence[Accepted], now: datetime) -> None:
+    if accepted:
+        session.execute(sa.insert(EntryRevision), [_revision_row(a, now) for a in accepted])
+        _update_state(session, accepted, now)
 
 
 def _revision_row(a: Accepted, now: object) -> dict[str, object]:
@@ -70,7 +84,8 @@ def _update_state(session: Session, accepted: Sequence[Accepted], now: object) -
     for a in accepted:  # a batch may carry several revisions of one entry: keep the last
         latest[(a.issuer, a.entry_id)] = a
     existing = known_status(session, latest)
-    inserts, updates = [], []
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
     for key, a in latest.items():
         row = {"issuer": a.issuer, "entry_id": a.entry_id, "revision": a.revision,
                "status": "revoked" if a.op == "revoke" else "active",
@@ -94,3 +109,106 @@ def _event(outcome: Accepted | Refused) -> dict[str, object]:
                          gap_after=outcome.previous if outcome.gap else None)
     return log.event("entry.quarantined", outcome=outcome.reason, public_seq=outcome.seq,
                      digest=jws.digest(outcome.raw))
+
+
+# -- retrying quarantined entries -----------------------------------------------------------
+
+RETRY_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What a retry decided for one quarantined row."""
+
+    seq: int
+    outcome: str  # released | refused | unavailable
+    reason: str | None  # the reason it is (still) refused for; None once released
+    previous: str  # the reason it had been quarantined for
+    detail: str
+
+
+class _StoredStatus(Mapping[tuple[str, str], EntryStatus]):
+    """Entry states read on demand: a retry touches few entries, unknown in advance."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._cache: dict[tuple[str, str], EntryStatus | None] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> EntryStatus:
+        if key not in self._cache:
+            self._cache[key] = known_status(self._session, [key]).get(key)
+        found = self._cache[key]
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter([k for k, v in self._cache.items() if v is not None])
+
+    def __len__(self) -> int:
+        return sum(v is not None for v in self._cache.values())
+
+
+def retry(engine: Engine, public: PublicDatabase, seqs: Sequence[int] | None = None,
+          now: datetime | None = None) -> list[Retried]:
+    """Re-examine quarantined rows (all, or those of ``seqs``) in public order, in batches.
+
+    The bytes examined are the ones kept in quarantine; the publication time (the evidence of
+    when it was signed) is read from the public database, and a row whose bytes are no longer
+    there at that seq is left alone and reported ``unavailable``.
+    """
+    now = now or utcnow()
+    results: list[Retried] = []
+    after = 0
+    while True:
+        with transaction(engine) as session:
+            query = (sa.select(QuarantinedEntry)
+                     .where(QuarantinedEntry.released == sa.false(),
+                            QuarantinedEntry.public_seq > after)
+                     .order_by(QuarantinedEntry.public_seq, QuarantinedEntry.id)  # type: ignore[arg-type]
+                     .limit(RETRY_BATCH).with_for_update())
+            if seqs is not None:
+                query = query.where(QuarantinedEntry.public_seq.in_(set(seqs)))  # type: ignore[attr-defined]
+            rows = session.execute(query).scalars().all()
+            if not rows:
+                return results
+            published = _published(public, [r.public_seq for r in rows])
+            results.extend(_retry_batch(session, rows, published, now))
+            after = rows[-1].public_seq
+
+
+def _published(public: PublicDatabase, seqs: Sequence[int]) -> dict[int, Published]:
+    query = sa.select(published_entry).where(published_entry.c.seq.in_(seqs))
+    with public.engine.connect() as conn:
+        return {r.seq: Published(r.seq, r.jws, r.published_at) for r in conn.execute(query)}
+
+
+def _retry_batch(session: Session, rows: Sequence[QuarantinedEntry],
+                 published: Mapping[int, Published], now: datetime) -> list[Retried]:
+    admission = Admission(TrustSnapshot.load(session), _StoredStatus(session), now)
+    results, accepted, events = [], [], []
+    for row in rows:
+        found = published.get(row.public_seq)
+        if found is None or found.jws.encode("utf-8", "surrogateescape") != row.raw:
+            results.append(Retried(row.public_seq, "unavailable", row.reason, row.reason,
+                                   "the public database no longer holds these bytes at this "
+                                   "seq; kept in quarantine as it was"))
+            continue
+        outcome = admission.admit(found)
+        was = {"public_seq": row.public_seq, "digest": jws.digest(row.raw), "was": row.reason}
+        if isinstance(outcome, Accepted):
+            accepted.append(outcome)
+            row.released = True
+            events += [_event(outcome), log.event("entry.released", **was)]
+            results.append(Retried(row.public_seq, "released", None, row.reason,
+                                   f"accepted as {outcome.entry_id} revision {outcome.revision}"))
+        else:
+            results.append(Retried(row.public_seq, "refused", outcome.reason, row.reason,
+                                   outcome.detail))
+            row.reason, row.detail, row.at = outcome.reason, outcome.detail, now
+            events.append(log.event("entry.retry_refused", outcome=outcome.reason, **was))
+        session.add(row)
+    session.flush()
+    _store_accepted(session, accepted, now)
+    log.append(session, events)
+    return results

@@ -57,8 +57,87 @@ def register_key(session: Session, *, owner_kind: str, owner_id: str, public_key
                      valid_from=valid_from or utcnow())
     session.add(key)
     log.append(session, [log.event("key.added", actor=actor, kid=kid, owner_kind=owner_kind,
-                                   owner=owner_id)])
+                                   owner=owner_id, valid_from=_iso(valid_from))])
     return key
+
+
+def add_issuer_key(session: Session, *, issuer_id: str, public_key: bytes, actor: str,
+                   valid_from: datetime | None = None) -> TrustedKey:
+    """Give a registered issuer one more key (rotation: the new key signs from now on, the
+    old ones keep verifying until retired or revoked).
+
+    Raises:
+        UsageError: ``issuer.unknown`` when the issuer is not registered, ``key.exists`` when
+            the issuer already has this key.
+        VerificationError: ``key.owned_elsewhere`` when someone else owns the key.
+    """
+    if session.get(Issuer, issuer_id) is None:
+        raise UsageError(f"issuer {issuer_id!r} is not registered; `interdict issuer add` it "
+                         "first", code="issuer.unknown")
+    existing = session.get(TrustedKey, thumbprint(public_key))
+    if existing is not None and (existing.owner_kind, existing.owner_id) == ("issuer", issuer_id):
+        raise UsageError(f"issuer {issuer_id!r} already has key {existing.kid} "
+                         f"({existing.status})", code="key.exists")
+    return register_key(session, owner_kind="issuer", owner_id=issuer_id,
+                        public_key=public_key, actor=actor, valid_from=valid_from)
+
+
+def retire_key(session: Session, *, owner_kind: str, owner_id: str, kid: str, actor: str,
+               at: datetime | None = None) -> TrustedKey:
+    """End a key's validity window at ``at`` (now): it still verifies what was published
+    while it was valid, and nothing published after.
+
+    Raises:
+        UsageError: ``key.unknown``, ``key.owned_elsewhere`` or ``key.not_active`` (the key is
+            already retired or revoked: retiring again would move its window).
+    """
+    key = _owned_key(session, owner_kind, owner_id, kid)
+    if key.status != "active":
+        raise UsageError(f"key {kid} of {owner_kind} {owner_id} is already {key.status}",
+                         code="key.not_active")
+    when = at or utcnow()
+    key.status = "retired"
+    key.valid_until = when if key.valid_until is None else min(key.valid_until, when)
+    session.add(key)
+    log.append(session, [log.event("key.retired", actor=actor, kid=kid, owner_kind=owner_kind,
+                                   owner=owner_id, valid_until=_iso(key.valid_until))])
+    return key
+
+
+def revoke_key(session: Session, *, owner_kind: str, owner_id: str, kid: str,
+               actor: str) -> TrustedKey:
+    """Withdraw all trust from a key (lost or compromised): from now on it verifies nothing
+    that is not already accepted, whatever its signing time. Revoking a retired key is allowed.
+
+    Raises:
+        UsageError: ``key.unknown``, ``key.owned_elsewhere`` or ``key.not_active`` (already
+            revoked).
+    """
+    key = _owned_key(session, owner_kind, owner_id, kid)
+    if key.status == "revoked":
+        raise UsageError(f"key {kid} of {owner_kind} {owner_id} is already revoked",
+                         code="key.not_active")
+    previous = key.status
+    key.status = "revoked"
+    session.add(key)
+    log.append(session, [log.event("key.revoked", actor=actor, kid=kid, owner_kind=owner_kind,
+                                   owner=owner_id, previous=previous)])
+    return key
+
+
+def _owned_key(session: Session, owner_kind: str, owner_id: str, kid: str) -> TrustedKey:
+    key = session.get(TrustedKey, kid)
+    if key is None:
+        raise UsageError(f"no key {kid!r} in the trust store (see `interdict issuer show "
+                         f"{owner_id}`)", code="key.unknown")
+    if (key.owner_kind, key.owner_id) != (owner_kind, owner_id):
+        raise UsageError(f"key {kid} belongs to {key.owner_kind} {key.owner_id}, not to "
+                         f"{owner_kind} {owner_id}", code="key.owned_elsewhere")
+    return key
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat().replace("+00:00", "Z")
 
 
 def keys_of(session: Session, owner_kind: str, owner_id: str) -> list[KeyInfo]:

@@ -160,3 +160,37 @@ class AuditTile(SQLModel, table=True):
     __tablename__ = "audit_tile"
     idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     hash: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+
+
+class ImportRecord(SQLModel, table=True):
+    """What an importer last published for one record of a list (importers/state.py), so a
+    re-import publishes only what changed, even before a sync has read anything."""
+
+    __tablename__ = "import_record"
+    issuer: str = Field(primary_key=True, max_length=64)
+    source: str = Field(primary_key=True, max_length=32)  # un-sc | us-csl
+    record_id: str = Field(primary_key=True, max_length=128)
+    entry_id: str
+    revision: int
+    digest: str  # sha256 of the record's content as last published
+    status: str  # active | revoked
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+class ImportRun(SQLModel, table=True):
+    """One import of a list snapshot. ``pending`` between writing the plan and publishing it,
+    so a crash in between is settled by the next import (published or not, never twice)."""
+
+    __tablename__ = "import_run"
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(index=True, max_length=64)
+    source: str = Field(max_length=32)
+    file: str
+    sha256: str
+    generated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = "pending"  # pending | done | abandoned
+    first_token: str | None = Field(default=None, sa_column=Column(sa.Text))
+    changes: list[Any] = Field(default_factory=list, sa_column=Column(sa.JSON, nullable=False))
+    summary: dict[str, Any] = Field(default_factory=dict,
+                                    sa_column=Column(sa.JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -1,0 +1,193 @@
+"""Refusals beyond one-per-code: more variants of each class the issue names, and every class
+side by side with good entries in one batch through the real sync flow (SQLite, PostgreSQL),
+where none raises, none stops the cursor, and every good entry is accepted and delivered."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from interdict.entries import REASONS, Admission, EntryStatus, Published, Refused
+from interdict.installation import Installation
+from interdict.keys import jws, truststore
+from interdict.keys.jwk import b64u
+from interdict.keys.truststore import KeyInfo, TrustSnapshot
+from interdict.storage import transaction, utcnow
+from interdict.storage.models import Cursor, EntryRevision, QuarantinedEntry
+
+Make = Callable[..., dict[str, Any]]
+
+
+def _load_cases() -> ModuleType:
+    """The one-input-per-code table of test_admission.py, reused rather than copied."""
+    spec = importlib.util.spec_from_file_location(
+        "admission_cases", Path(__file__).with_name("test_admission.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CASES = _load_cases()
+
+
+def token(signer: jws.Signer, header: Any, payload: bytes) -> str:
+    return CASES.raw_token(signer, header, payload)
+
+
+VARIANTS: dict[str, tuple[str, Callable[[Any, Make], tuple[str, Any]]]] = {
+    "alg HS256": ("header.alg", lambda w, e: (token(
+        w.court, CASES.header(w.court, alg="HS256"), jws.canonical_json(e())), None)),
+    "alg ES256": ("header.alg", lambda w, e: (token(
+        w.court, CASES.header(w.court, alg="ES256"), jws.canonical_json(e())), None)),
+    "alg missing": ("header.alg", lambda w, e: (token(
+        w.court, CASES.header(w.court, alg=None), jws.canonical_json(e())), None)),
+    "alg in lower case": ("header.alg", lambda w, e: (token(
+        w.court, CASES.header(w.court, alg="ed25519"), jws.canonical_json(e())), None)),
+    "typ missing": ("header.typ", lambda w, e: (token(
+        w.court, CASES.header(w.court, typ=None), jws.canonical_json(e())), None)),
+    "typ of a receipt": ("header.typ", lambda w, e: (
+        w.court.sign_document(e(), jws.TYP_RECEIPT), None)),
+    "kid not a string": ("header.kid_missing", lambda w, e: (token(
+        w.court, CASES.header(w.court, kid=7), jws.canonical_json(e())), None)),
+    "header repeats a key": ("header.json", lambda w, e: _with_raw_header(
+        w.court, b'{"alg":"Ed25519","alg":"none","kid":"' + w.court.kid.encode()
+        + b'","typ":"interdict-entry+jws"}', jws.canonical_json(e()))),
+    "four parts": ("jws.malformed", lambda w, e: (CASES.signed(w, e()) + ".AAAA", None)),
+    "empty signature": ("jws.malformed", lambda w, e: (
+        CASES.signed(w, e()).rsplit(".", 1)[0] + ".", None)),
+    "leading whitespace": ("jws.trailing_data", lambda w, e: (" " + CASES.signed(w, e()), None)),
+    "padded base64": ("jws.base64", lambda w, e: (CASES.signed(w, e()) + "==", None)),
+    "signature cut short": ("signature.invalid", lambda w, e: (_short_signature(
+        CASES.signed(w, e())), None)),
+    "rolled back revision": ("revision.replay", lambda w, e: (
+        CASES.signed(w, e(op="amend", revision=2)), CASES.ACTIVE)),
+    "payload is a string": ("payload.not_object", lambda w, e: (token(
+        w.court, CASES.header(w.court), b'"an entry"'), None)),
+    "payload not utf-8": ("payload.json", lambda w, e: (token(
+        w.court, CASES.header(w.court), b'{"a": "\xff"}'), None)),
+    "Infinity": ("payload.non_finite", lambda w, e: (token(
+        w.court, CASES.header(w.court), b'{"revision": Infinity}'), None)),
+    "nested duplicate key": ("payload.duplicate_key", lambda w, e: (token(
+        w.court, CASES.header(w.court), b'{"subject": {"type": "person", "type": "x"}}'),
+        None)),
+    "nested unknown field": ("schema.unknown_field", lambda w, e: (CASES.signed(w, e(
+        legal_basis={"instrument": "Civil Procedure Law", "article": "262"})), None)),
+    "impossible date": ("schema.violation", lambda w, e: (CASES.signed(w, e(
+        expires_at="2028-02-30T00:00:00Z")), None)),
+    "revision zero": ("schema.violation", lambda w, e: (CASES.signed(w, e(revision=0)), None)),
+}
+
+
+def _short_signature(token: str) -> str:
+    head, body, signature = token.split(".")
+    return f"{head}.{body}.{b64u(jws.unb64u(signature)[:60])}"
+
+
+def _with_raw_header(signer: jws.Signer, header: bytes, payload: bytes) -> tuple[str, None]:
+    signing_input = f"{b64u(header)}.{b64u(payload)}"
+    return f"{signing_input}.{b64u(signer.raw_sign(signing_input.encode()))}", None
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_more_variants_of_each_refusal_class(variant: str, make_entry: Make) -> None:
+    reason, case = VARIANTS[variant]
+    assert reason in REASONS
+    world = CASES.World()
+    made, known = case(world, make_entry)
+    outcome = world.admit(made, known)
+    assert isinstance(outcome, Refused), f"{variant}: accepted"
+    assert (outcome.reason, outcome.raw) == (reason, made.encode("utf-8", "surrogateescape"))
+
+
+def test_a_key_not_yet_valid_verifies_nothing(make_entry: Make) -> None:
+    signer = jws.Signer(Ed25519PrivateKey.generate())
+    trust = TrustSnapshot({signer.kid: KeyInfo(signer.kid, "issuer", "court-7", signer.public_key,
+                                               "active", CASES.NOW + timedelta(days=1), None)},
+                          {"court-7": frozenset({"travel.air", "credit.loan"})})
+    outcome = Admission(trust, {}, CASES.NOW).admit(
+        Published(1, signer.sign_document(make_entry(), jws.TYP_ENTRY), CASES.NOW))
+    assert isinstance(outcome, Refused) and outcome.reason == "key.outside_validity"
+
+
+# -- every class in one batch, through the sync flow --------------------------------------
+
+class InstalledWorld:
+    """test_admission's World, but with its keys in a real installation's trust store."""
+
+    def __init__(self, inst: Installation) -> None:
+        self.court = inst.issuer_signer("court-7")
+        self.revoked, self.expired, self.tax, self.stranger, self.agency = (
+            jws.Signer(Ed25519PrivateKey.generate()) for _ in range(5))
+        actor = "operator:test"
+        with transaction(inst.db) as session:
+            truststore.add_issuer(session, issuer_id="tax-office", name="Tax office",
+                                  measures=["credit.loan"], actor=actor)
+            truststore.register_key(session, owner_kind="issuer", owner_id="tax-office",
+                                    public_key=self.tax.public_key, actor=actor)
+            for signer in (self.revoked, self.expired):
+                truststore.add_issuer_key(session, issuer_id="court-7", actor=actor,
+                                          public_key=signer.public_key,
+                                          valid_from=utcnow() - timedelta(days=30))
+            truststore.revoke_key(session, owner_kind="issuer", owner_id="court-7",
+                                  kid=self.revoked.kid, actor=actor)
+            truststore.retire_key(session, owner_kind="issuer", owner_id="court-7",
+                                  kid=self.expired.kid, actor=actor)
+
+
+def _setup(world: InstalledWorld, make: Make, entry_id: str,
+           known: dict[tuple[str, str], EntryStatus] | None) -> list[str]:
+    """Published entries that put ``entry_id`` in the state a case expects."""
+    if not known:
+        return []
+    (status,) = known.values()
+    if status.status == "active":
+        return [CASES.signed(world, make(entry_id=entry_id, revision=status.revision))]
+    return [CASES.signed(world, make(entry_id=entry_id, revision=status.revision - 1)),
+            CASES.signed(world, make(entry_id=entry_id, op="revoke", revision=status.revision,
+                                     subject=None, measures=None, expires_at=None,
+                                     redress=None, listed_at=None))]
+
+
+def test_every_refusal_class_beside_good_entries_in_one_sync(
+        installation: Installation, make_entry: Make, prefect_api: str) -> None:
+    from interdict import flows
+
+    world = InstalledWorld(installation)
+    setup: list[str] = []
+    batch: list[tuple[str, str]] = []  # (expected outcome, token)
+    for n, reason in enumerate(sorted(CASES.CASES)):
+        entry_id = f"court-7/{reason}"
+
+        def make(**changes: Any) -> dict[str, Any]:
+            return make_entry(**{"entry_id": entry_id, **changes})  # noqa: B023
+
+        bad, known = CASES.CASES[reason](world, make)
+        setup += _setup(world, make, entry_id, known)
+        batch += [(reason, bad), ("accepted", CASES.signed(world, make_entry(
+            entry_id=f"court-7/good-{n}")))]
+    installation.public.publish(setup)
+    seqs = installation.public.publish([t for _, t in batch])
+    expected = {seq: outcome for seq, (outcome, _) in zip(seqs, batch, strict=True)}
+
+    report = flows.sync(str(installation.home.root)).to_json()
+    assert (report["accepted"], report["quarantined"]) == (len(setup) + len(REASONS),
+                                                           len(REASONS))
+    with transaction(installation.db) as session:
+        refused = dict(session.execute(sa.select(QuarantinedEntry.public_seq,
+                                                 QuarantinedEntry.reason)).all())
+        accepted = set(session.execute(sa.select(EntryRevision.public_seq)).scalars())
+        cursor = session.get(Cursor, "ingest")
+    assert refused == {s: r for s, r in expected.items() if r != "accepted"}
+    assert accepted >= {s for s, r in expected.items() if r == "accepted"}
+    assert cursor is not None and cursor.position == seqs[-1]
+    travel = report["directives"]["travel"]
+    assert travel["delivered"] >= len(REASONS) and travel["failed"] == 0
