@@ -85,7 +85,8 @@ class Installation:
             engine_keys = truststore.TrustSnapshot.load(session).keys_of("engine")
         return AdapterContext(manifest=manifest,
                               data_dir=self.home.agencies_dir / str(manifest["id"]),
-                              engine_keys=engine_keys)
+                              engine_keys=engine_keys,
+                              engine_sign=lambda message: self.engine_signer.raw_sign(message))
 
     def adapter(self, agency_id: str) -> Adapter:
         if agency_id not in self._adapters:

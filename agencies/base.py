@@ -10,7 +10,7 @@ can forget either (the lesson of python-tuf's FetcherInterface).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +25,8 @@ class AdapterContext:
     manifest: Mapping[str, Any]
     data_dir: Path
     engine_keys: Mapping[str, bytes] = field(default_factory=dict)  # kid -> raw Ed25519 key
+    #: signs raw bytes with interdict's engine key (webhook-signature); None outside the engine
+    engine_sign: Callable[[bytes], bytes] | None = None
 
     @property
     def agency_id(self) -> str:
@@ -44,8 +46,10 @@ class Adapter(abc.ABC):
     def agency_id(self) -> str:
         return self.context.agency_id
 
-    def deliver(self, directives: Sequence[str]) -> list[str]:
-        """Deliver signed directives; return one signed receipt (JWS compact) per directive.
+    def deliver(self, directives: Sequence[str]) -> list[str | DeliveryError]:
+        """Deliver signed directives; return one signed receipt (JWS compact) per directive,
+        or a ``DeliveryError`` in its place when only that directive failed (e.g. one HTTP
+        call of several).
 
         Raises:
             DeliveryError: the agency could not be reached, failed, or answered out of shape.
@@ -73,8 +77,9 @@ class Adapter(abc.ABC):
                                 code="delivery.holdings") from exc
 
     @abc.abstractmethod
-    def _deliver(self, directives: Sequence[str]) -> Sequence[str]:
-        """Apply each directive once (a repeat is answered ``duplicate``) and sign receipts."""
+    def _deliver(self, directives: Sequence[str]) -> Sequence[str | DeliveryError]:
+        """Apply each directive once (a repeat is answered ``duplicate``) and sign receipts;
+        a ``DeliveryError`` in place of a receipt fails that directive alone."""
 
     @abc.abstractmethod
     def _holdings(self) -> Sequence[str]:

@@ -142,14 +142,21 @@ class SimulatedAgency(Adapter):
         key, revision = ref["entry_id"], ref["revision"]
         current = conn.execute(sa.select(restriction)
                                .where(restriction.c.entry_key == key)).first()
-        if current is not None and current.revision > revision:
-            return f"superseded by revision {current.revision}"
+        if current is not None and (current.revision > revision or (
+                current.status == "lifted" and current.revision == revision)):
+            return f"superseded by revision {current.revision} ({current.status})"
         if document["action"] == "lift":
-            if current is not None and current.status == "active":
+            lifted = {"status": "lifted", "lifted_at": utcnow(), "revision": revision,
+                      "directive_id": document["directive_id"]}
+            if current is None:  # the lift overtook its impose: remember it, so the late
+                # impose of the same revision cannot bring the restriction back
+                conn.execute(restriction.insert().values(entry_key=key, document=document,
+                                                         **lifted))
+            else:
                 conn.execute(restriction.update().where(restriction.c.entry_key == key)
-                             .values(status="lifted", lifted_at=utcnow(), revision=revision,
-                                     directive_id=document["directive_id"]))
-                self._on_lift(conn, key)
+                             .values(**lifted))
+                if current.status == "active":
+                    self._on_lift(conn, key)
             return None
         values = {"revision": revision, "directive_id": document["directive_id"],
                   "document": document, "status": "active", "lifted_at": None}

@@ -30,14 +30,14 @@ def agency_list(ctx: typer.Context, json: JsonFlag = False) -> None:
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
         rows = [{"id": a.id, "name": a.name, "adapter": a.adapter, "enabled": a.enabled,
-                 "measures": a.manifest["measures"],
+                 "status": a.status, "measures": a.manifest["measures"],
                  "subject_fields": a.manifest["subject_fields"]}
                 for a in session.execute(sa.select(Agency).order_by(Agency.id)).scalars()]
     if json:
         emit_json(rows)
     else:
-        table(None, ("id", "adapter", "enabled", "measures", "receives"),
-              [(r["id"], r["adapter"], r["enabled"], ",".join(r["measures"]),
+        table(None, ("id", "adapter", "status", "measures", "receives"),
+              [(r["id"], r["adapter"], r["status"], ",".join(r["measures"]),
                 ",".join(r["subject_fields"])) for r in rows])
 
 

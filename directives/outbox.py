@@ -3,11 +3,14 @@
 ``plan`` turns accepted revisions into signed directives; ``expire`` turns entries past their
 ``expires_at`` into lifts. Both mark their cause done in the same transaction that writes the
 directives and their audit events, so a crash leaves either all of it or none of it, and a
-rerun continues where the last commit stopped.
+rerun continues where the last commit stopped. ``claim`` leases pending directives to one
+delivery worker at a time (docs/delivery.md, "Many workers").
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +19,12 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from interdict.auditlog import log
 from interdict.directives.document import Cause, build, iso
-from interdict.directives.routing import AgencyRoute, Route, route
+from interdict.directives.routing import AgencyRoute, Route, outbox_status, route
 from interdict.keys import jws
 from interdict.keys.jwk import unb64u
 from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
@@ -37,9 +41,13 @@ class Issued:
 
 
 def agency_routes(session: Session) -> list[AgencyRoute]:
-    rows = session.execute(sa.select(Agency).where(Agency.enabled == sa.true())
-                           .order_by(Agency.id)).scalars()
-    return [AgencyRoute.from_manifest(row.manifest) for row in rows]
+    """Every agency routing must consider: live, shadow and disabled ones (a disabled agency
+    still gets its lifts), not offboarded ones. FOR SHARE on PostgreSQL: an ``agency
+    enable|disable`` waits for this transaction, so no directive is written under a status
+    that changed meanwhile (SQLite transactions are serialised anyway)."""
+    rows = session.execute(sa.select(Agency).where(Agency.status != "offboarded")
+                           .order_by(Agency.id).with_for_update(read=True)).scalars()
+    return [AgencyRoute.from_manifest(row.manifest, row.status) for row in rows]
 
 
 def holders_of(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
@@ -128,17 +136,31 @@ def _write(routes: Sequence[Route], cause: Cause, signer: jws.Signer, now: datet
     for r in routes:
         document = build(r, cause, now)
         token = signer.sign_document(document, jws.TYP_DIRECTIVE)
+        status = outbox_status(r.agency, r.action)
         rows.append({"directive_id": document["directive_id"], "agency": r.agency.id,
                      "action": r.action, "issuer": cause.issuer, "entry_id": cause.entry_id,
-                     "revision": cause.revision, "jws": token, "status": "pending",
+                     "revision": cause.revision, "jws": token, "status": status,
                      "attempts": 0, "next_attempt_at": None, "last_error": None,
                      "created_at": now, "delivered_at": None})
         events.append(log.event("directive.issued", directive_id=document["directive_id"],
                                 agency=r.agency.id, action=r.action, issuer=cause.issuer,
                                 entry_id=cause.entry_id, revision=cause.revision,
                                 entry_digest=cause.digest, kid=signer.kid,
-                                digest=jws.digest(token)))
+                                digest=jws.digest(token),
+                                status=None if status == "pending" else status))
         issued.per_agency[r.agency.id] += 1
+
+
+def issue(session: Session, signer: jws.Signer, caused: Sequence[tuple[Route, Cause]],
+          now: datetime) -> Issued:
+    """Write directives for causes chosen elsewhere (an agency's backfill at onboarding)."""
+    issued = Issued(causes=len(caused))
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for r, cause in caused:
+        _write([r], cause, signer, now, rows, events, issued)
+    _flush(session, rows, events)
+    return issued
 
 
 def _flush(session: Session, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
@@ -146,3 +168,104 @@ def _flush(session: Session, rows: list[dict[str, Any]], events: list[dict[str, 
         session.execute(sa.insert(Directive), rows)
     if events:
         log.append(session, events)
+
+
+# -- claims: which worker delivers which pending directives -------------------------------
+
+@dataclass
+class Claimed:
+    """Directives one worker now holds a lease on, and those it dead-lettered instead."""
+
+    rows: list[tuple[int, str, str]] = field(default_factory=list)  # (row id, directive_id, jws)
+    dead: int = 0
+
+
+def worker_id() -> str:
+    """Who holds a lease: host and process, so a lease of a dead process can be broken."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(worker: str) -> bool:
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's worker: only its lease expiring frees its rows
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_dead_workers(session: Session, agency: str, now: datetime) -> list[dict[str, Any]]:
+    """Free the leases of workers on this machine that died mid-batch (SIGKILL, power cut),
+    so a rerun delivers their rows at once instead of after the lease."""
+    holders = session.execute(
+        sa.select(Directive.claimed_by).distinct().where(
+            Directive.agency == agency, Directive.status == "pending",
+            Directive.claimed_until > now)).scalars().all()  # type: ignore[operator]
+    events = []
+    for worker in holders:
+        if worker and _dead_here(worker):
+            freed = session.execute(
+                sa.update(Directive).where(Directive.agency == agency,
+                                           Directive.status == "pending",
+                                           Directive.claimed_by == worker)
+                .values(claimed_by=None, claimed_until=None)).rowcount
+            events.append(log.event("delivery.lease_released", agency=agency, worker=worker,
+                                    count=freed, outcome="worker_gone"))
+    return events
+
+
+def claim(session: Session, agency: str, worker: str, limit: int, due_at: datetime,
+          until: datetime, max_attempts: int) -> Claimed:
+    """Lease up to ``limit`` pending directives due at ``due_at``, in outbox order.
+
+    A row is skipped when another worker holds it (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+    the lease everywhere), and while an earlier directive for the same entry and agency is
+    still pending: an agency must never receive a lift before the imposition it ends. Each
+    claimed row counts an attempt and gets a ``delivery.attempted`` event in the same
+    transaction, so a crash after this point still shows in the log and in the count.
+    """
+    earlier = aliased(Directive)
+    blocked = sa.exists().where(
+        earlier.agency == Directive.agency, earlier.issuer == Directive.issuer,
+        earlier.entry_id == Directive.entry_id, earlier.status == "pending",
+        earlier.id < Directive.id)  # type: ignore[operator]
+    rows = session.execute(
+        sa.select(Directive.id, Directive.directive_id, Directive.jws, Directive.attempts)
+        .where(Directive.agency == agency, Directive.status == "pending",
+               sa.or_(Directive.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                      Directive.next_attempt_at <= due_at),  # type: ignore[operator]
+               sa.or_(Directive.claimed_until.is_(None),  # type: ignore[union-attr]
+                      Directive.claimed_until <= due_at),  # type: ignore[operator]
+               ~blocked)
+        .order_by(Directive.id).limit(limit)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True)).all()
+    claimed, events = Claimed(), []
+    unconfirmed = [r for r in rows if r.attempts >= max_attempts]
+    for r in unconfirmed:  # its last attempt crashed before any outcome was recorded
+        events.append(log.event("directive.dead_lettered", directive_id=r.directive_id,
+                                agency=agency, attempts=r.attempts,
+                                outcome="delivery.unconfirmed"))
+    if unconfirmed:
+        session.execute(sa.update(Directive).where(
+            Directive.id.in_([r.id for r in unconfirmed]))  # type: ignore[union-attr]
+            .values(status="dead", claimed_by=None, claimed_until=None,
+                    last_error="delivery.unconfirmed: the last attempt ended without an "
+                               "outcome (the worker stopped)"))
+        claimed.dead = len(unconfirmed)
+    sending = [r for r in rows if r.attempts < max_attempts]
+    if sending:
+        session.execute(sa.update(Directive).where(
+            Directive.id.in_([r.id for r in sending]))  # type: ignore[union-attr]
+            .values(claimed_by=worker, claimed_until=until, attempts=Directive.attempts + 1))
+    for r in sending:
+        claimed.rows.append((r.id, r.directive_id, r.jws))
+        events.append(log.event("delivery.attempted", directive_id=r.directive_id,
+                                agency=agency, attempt=r.attempts + 1, worker=worker,
+                                outcome="started"))
+    if events:  # appending locks the audit head: not for an empty claim
+        log.append(session, events)
+    return claimed

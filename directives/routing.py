@@ -15,6 +15,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+#: outbox statuses of directives that were computed and recorded but not (yet) sent
+NOT_SENT = ("shadow", "withheld")
+
 
 @dataclass(frozen=True)
 class AgencyRoute:
@@ -24,13 +27,14 @@ class AgencyRoute:
     measures: frozenset[str]
     subject_fields: tuple[str, ...]
     identifier_schemes: frozenset[str] | None
+    status: str = "live"  # live | shadow | disabled (agencies/onboarding.py)
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> AgencyRoute:
+    def from_manifest(cls, manifest: Mapping[str, Any], status: str = "live") -> AgencyRoute:
         schemes = manifest.get("identifier_schemes")
         return cls(str(manifest["id"]), frozenset(manifest["measures"]),
                    tuple(manifest["subject_fields"]),
-                   frozenset(schemes) if schemes is not None else None)
+                   frozenset(schemes) if schemes is not None else None, status)
 
     def concerned_measures(self, measures: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [dict(m) for m in measures if m["type"] in self.measures]
@@ -58,6 +62,23 @@ def route(op: str, measures: Sequence[Mapping[str, Any]], holders: Collection[st
         elif agency.id in holders:
             routes.append(Route(agency, "lift", []))
     return routes
+
+
+def outbox_status(agency: AgencyRoute, action: str) -> str:
+    """How a directive enters the outbox, given its agency's status.
+
+    - live: ``pending``, to be delivered;
+    - shadow: ``shadow``, computed and logged but never sent, to compare before going live;
+    - disabled: an ``impose`` or ``amend`` is ``withheld`` (not sent; ``agency enable``
+      releases what is still in force), but a ``lift`` is ``pending``: it waits in the outbox
+      and goes out when the agency is enabled again, or at offboarding, so a restriction the
+      agency holds is never stranded.
+    """
+    if agency.status == "shadow":
+        return "shadow"
+    if agency.status == "disabled" and action != "lift":
+        return "withheld"
+    return "pending"
 
 
 def minimise(subject: Mapping[str, Any], agency: AgencyRoute) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from prefect.futures import wait
 
 from interdict import progress
 from interdict.directives import Delivered, Issued, agency_routes, deliver_agency, expire, plan
+from interdict.directives.delivery import Clock
+from interdict.directives.throttle import DeliveryPolicy
 from interdict.flows.runtime import installation
 from interdict.keys import truststore
 from interdict.storage import transaction, utcnow
@@ -46,15 +48,15 @@ def expire_once(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
         return expire(session, inst.engine_signer, agency_routes(session), batch_size, utcnow())
 
 
-def deliver_once(home: str, agency: str) -> Delivered:
+def deliver_once(home: str, agency: str, clock: Clock = utcnow) -> Delivered:
+    """Deliver what is due for one agency, under the policy in its manifest ``settings``."""
     inst = installation(home)
     adapter = inst.adapter(agency)
     with transaction(inst.db) as session:
         keys = {k.kid: k.public_key for k in truststore.keys_of(session, "agency", agency)
                 if k.status != "revoked"}
-    settings = adapter.context.manifest.get("settings", {})
-    return deliver_agency(inst.db, adapter, keys, batch_size=settings.get("batch_size", 500),
-                          max_attempts=settings.get("max_attempts", 8))
+    policy = DeliveryPolicy.from_settings(adapter.context.manifest.get("settings", {}))
+    return deliver_agency(inst.db, adapter, keys, policy, clock=clock)
 
 
 @task(name="plan-batch")

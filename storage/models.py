@@ -47,6 +47,9 @@ class Agency(SQLModel, table=True):
     adapter: str
     manifest: dict[str, Any] = Field(sa_column=Column(sa.JSON, nullable=False))
     enabled: bool = True
+    # live | shadow | disabled | offboarded (agencies/onboarding.py); ``enabled`` is
+    # ``status == "live"``, kept for the readers that only ask "deliver to it or not"
+    status: str = Field(default="live", max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(),
                                                                            nullable=False))
 
@@ -101,6 +104,9 @@ class Cursor(SQLModel, table=True):
 class Directive(SQLModel, table=True):
     """The outbox: one signed directive for one agency, delivered until a receipt proves it."""
 
+    # Delivery's claim asks "is an earlier directive for this entry and agency pending?" for
+    # every candidate row: without this index SQLite answers by scanning the pending rows.
+    __table_args__ = (sa.Index("ix_directive_entry_agency", "entry_id", "agency"),)
     id: int | None = Field(default=None, primary_key=True)  # outbox order
     directive_id: str = Field(unique=True, max_length=80)
     agency: str = Field(index=True)
@@ -115,6 +121,19 @@ class Directive(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # A worker's lease on a pending row (directives/outbox.py claim): another worker skips it
+    # until ``claimed_until``, so a worker that dies mid-batch strands nothing for longer.
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+class DeliveryCircuit(SQLModel, table=True):
+    """Per agency, the circuit breaker of delivery (directives/throttle.py): consecutive
+    failures, and until when the agency is not called."""
+
+    __tablename__ = "delivery_circuit"
+    agency: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    open_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 class Receipt(SQLModel, table=True):
     """An agency's signed receipt for a directive, verified before it was stored."""
@@ -149,7 +168,6 @@ class Checkpoint(SQLModel, table=True):
     note: str = Field(sa_column=Column(sa.Text, nullable=False))
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
-
 class AuditTile(SQLModel, table=True):
     """Root of the perfect subtree over leaves ``[idx * 256, (idx + 1) * 256)`` of the log.
 
@@ -160,7 +178,6 @@ class AuditTile(SQLModel, table=True):
     __tablename__ = "audit_tile"
     idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     hash: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
-
 
 class ImportRecord(SQLModel, table=True):
     """What an importer last published for one record of a list (importers/state.py), so a

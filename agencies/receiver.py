@@ -1,0 +1,284 @@
+"""A reference receiver for the webhook adapter: what an agency runs, or copies, to take
+interdict's directives over HTTP (``interdict agency receiver --help``).
+
+For each ``POST`` it, in order:
+
+1. checks the Standard Webhooks headers, and refuses a ``webhook-timestamp`` more than five
+   minutes from its own clock (HTTP 400: a replayed or delayed request);
+2. verifies ``webhook-signature`` (``v1a``, Ed25519 over ``id.timestamp.body``) under one of
+   interdict's engine keys (HTTP 401 otherwise: the request did not come from interdict);
+3. verifies the directive JWS under the same keys, its schema, that it is addressed to this
+   agency and that its ``directive_id`` is the ``webhook-id`` (otherwise it answers with a
+   signed ``rejected`` receipt saying why);
+4. stores it once per ``directive_id`` in SQLite (a repeat is answered ``duplicate``);
+5. answers 200 with a receipt JWS signed by the agency's own key (``application/jose``).
+
+``GET /holdings``, signed the same way with an empty body, answers
+``{"directive_ids": [...]}``: per entry, the latest directive received, when it imposes or
+amends (what reconcile compares with what interdict says the agency should hold).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+
+from interdict import schemas
+from interdict.agencies.webhook import CONTENT_TYPE, SIGNATURE_VERSION, signed_content
+from interdict.errors import ConfigError, DocumentError, VerificationError
+from interdict.keys import jws, keyfile
+from interdict.keys.jwk import public_key_from_pem, public_key_to_pem, thumbprint, unb64u
+from interdict.storage.types import utcnow
+
+TOLERANCE_S = 300
+DIRECTIVE_ID = re.compile(r"d-[0-9a-f]{32}")
+RECEIPT_KEY = "receipt.key"
+RECEIPT_PUBLIC_KEY = "receipt-public.pem"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS directive (
+    directive_id TEXT PRIMARY KEY,   -- the idempotency key: one row per directive, ever
+    issuer TEXT NOT NULL, entry_id TEXT NOT NULL, revision INTEGER NOT NULL,
+    action TEXT NOT NULL, jws TEXT NOT NULL, received_at TEXT NOT NULL)
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def _refuse(status: int, code: str, message: str) -> Answer:
+    return Answer(status, json.dumps({"code": code, "message": message}).encode())
+
+
+class Receiver:
+    """The receiving side of one agency: checks, an idempotent store, signed receipts."""
+
+    def __init__(self, *, agency: str, database: Path, engine_keys: Mapping[str, bytes],
+                 signer: jws.Signer, clock: Callable[[], float] = time.time) -> None:
+        self.agency = agency
+        self.engine_keys = dict(engine_keys)
+        self.signer = signer
+        self.clock = clock
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, *, agency: str, data_dir: Path, engine_key_file: Path) -> Receiver:
+        """A receiver keeping its store and receipt key (created on first use) in ``data_dir``."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key_path = data_dir / RECEIPT_KEY
+        key = keyfile.load(key_path) if key_path.exists() else keyfile.generate(key_path)
+        signer = jws.Signer(key)
+        (data_dir / RECEIPT_PUBLIC_KEY).write_text(public_key_to_pem(signer.public_key))
+        return cls(agency=agency, database=data_dir / "received.db",
+                   engine_keys=load_engine_keys(engine_key_file), signer=signer)
+
+    # -- HTTP-free core: tests and other servers call this --------------------------------
+
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """The answer to one request; ``headers`` with lower-case names."""
+        refused = self._check_webhook(headers, body)
+        if refused is not None:
+            return refused
+        if method == "GET" and path.rstrip("/").endswith("/holdings"):
+            listed = json.dumps({"directive_ids": self.holdings()}).encode()
+            return Answer(200, listed)
+        if method != "POST":
+            return _refuse(405, "method", f"{method} {path} is not served here")
+        if headers.get("content-type", "").split(";")[0].strip() != CONTENT_TYPE:
+            return _refuse(415, "content_type", f"send the directive as {CONTENT_TYPE}")
+        if not DIRECTIVE_ID.fullmatch(headers["webhook-id"]):
+            return _refuse(400, "webhook.id", "webhook-id is not a directive_id (d-<32 hex>)")
+        status, detail = self.apply(headers["webhook-id"], body.decode("ascii", "replace"))
+        return Answer(200, self.receipt(headers["webhook-id"], status, detail).encode(),
+                      CONTENT_TYPE)
+
+    def _check_webhook(self, headers: Mapping[str, str], body: bytes) -> Answer | None:
+        webhook_id = headers.get("webhook-id", "")
+        stamp = headers.get("webhook-timestamp", "")
+        if not webhook_id or not stamp.isdigit() or "webhook-signature" not in headers:
+            return _refuse(400, "webhook.headers",
+                           "webhook-id, webhook-timestamp and webhook-signature are required")
+        if abs(self.clock() - int(stamp)) > TOLERANCE_S:
+            return _refuse(400, "webhook.stale_timestamp",
+                           f"webhook-timestamp {stamp} is more than {TOLERANCE_S} s from now")
+        content = signed_content(webhook_id, stamp, body)
+        for candidate in headers["webhook-signature"].split():
+            version, _, encoded = candidate.partition(",")
+            if version != SIGNATURE_VERSION:
+                continue
+            try:
+                signature = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                continue
+            for key in self.engine_keys.values():
+                try:
+                    jws.verify_key(key).verify(content, signature)
+                    return None
+                except (nacl.exceptions.BadSignatureError, ValueError):
+                    continue
+        return _refuse(401, "webhook.signature",
+                       "no v1a webhook-signature verifies under interdict's engine keys")
+
+    def apply(self, webhook_id: str, token: str) -> tuple[str, str | None]:
+        """Store a directive once; ``(status, detail)`` for its receipt."""
+        try:
+            document = self._verified(token, webhook_id)
+        except (VerificationError, DocumentError) as exc:
+            return "rejected", f"{exc.code}: {exc.message}"
+        ref = document["entry_ref"]
+        with self._lock:
+            inserted = self._db.execute(
+                "INSERT INTO directive VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (directive_id) DO NOTHING",
+                (webhook_id, ref["issuer"], ref["entry_id"], ref["revision"],
+                 document["action"], token, utcnow().isoformat())).rowcount
+        return ("applied", None) if inserted else ("duplicate", "already received")
+
+    def _verified(self, token: str, webhook_id: str) -> dict[str, Any]:
+        parsed = jws.parse(token, jws.TYP_DIRECTIVE)
+        key = self.engine_keys.get(parsed.kid)
+        if key is None:
+            raise VerificationError(f"directive signed by unknown key {parsed.kid}",
+                                    code="header.kid_unknown")
+        jws.verify_signature(parsed, key)
+        document = jws.parse_payload(parsed)
+        schemas.check("directive", document)
+        if document["agency"] != self.agency:
+            raise VerificationError(f"directive is addressed to {document['agency']!r}",
+                                    code="directive.wrong_agency")
+        if document["directive_id"] != webhook_id:
+            raise VerificationError("webhook-id is not the directive's directive_id",
+                                    code="directive.id_mismatch")
+        return document
+
+    def receipt(self, directive_id: str, status: str, detail: str | None) -> str:
+        document: dict[str, Any] = {
+            "schema": schemas.document_schema("receipt"), "directive_id": directive_id,
+            "agency": self.agency, "status": status,
+            "at": utcnow().isoformat().replace("+00:00", "Z")}
+        if detail:
+            document["detail"] = detail[:4000]
+        return self.signer.sign_document(document, jws.TYP_RECEIPT)
+
+    # -- what it holds -----------------------------------------------------------------------
+
+    def holdings(self) -> list[str]:
+        """Per entry, the latest directive (by revision; a lift ends an imposition of the same
+        revision, as expiry does) when it imposes or amends."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT directive_id, issuer, entry_id, revision, action FROM directive "
+                "ORDER BY revision, action = 'lift'").fetchall()
+        latest: dict[tuple[str, str], tuple[str, str]] = {}
+        for directive_id, issuer, entry_id, _, action in rows:
+            latest[(issuer, entry_id)] = (directive_id, action)
+        return sorted(d for d, action in latest.values() if action != "lift")
+
+    def received(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT directive_id, action, jws FROM directive "
+                                    "ORDER BY received_at").fetchall()
+        return [{"directive_id": d, "action": a, "jws": t} for d, a, t in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def load_engine_keys(path: Path) -> dict[str, bytes]:
+    """interdict's engine public keys from a PEM file (one or more keys) or a JWKS / JWK.
+
+    Raises:
+        ConfigError: the file is missing or holds no Ed25519 public key.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read engine keys {path}: {exc}", code="receiver.keys") from None
+    raws: list[bytes] = []
+    try:
+        if "-----BEGIN PUBLIC KEY-----" in text:
+            blocks = text.split("-----END PUBLIC KEY-----")[:-1]
+            raws = [public_key_from_pem(b + "-----END PUBLIC KEY-----\n") for b in blocks]
+        else:
+            data = json.loads(text)
+            jwks = data.get("keys", [data]) if isinstance(data, dict) else []
+            raws = [unb64u(k["x"]) for k in jwks
+                    if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"]
+    except (ValueError, KeyError, VerificationError) as exc:
+        raise ConfigError(f"{path}: not Ed25519 public keys as PEM or JWKS ({exc})",
+                          code="receiver.keys") from None
+    if not raws or any(len(r) != 32 for r in raws):
+        raise ConfigError(f"{path} holds no Ed25519 public key", code="receiver.keys")
+    return {thumbprint(r): r for r in raws}
+
+
+# -- HTTP ----------------------------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ReceiverServer
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length > jws.MAX_TOKEN_BYTES:
+            self._send(_refuse(413, "too_large", f"at most {jws.MAX_TOKEN_BYTES} bytes"))
+            self.close_connection = True
+            return
+        body = self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._send(self.server.receiver.answer(method, self.path, headers, body))
+
+    def _send(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        self.send_header("content-type", answer.content_type)
+        self.send_header("content-length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, receiver: Receiver, host: str, port: int, *,
+                 verbose: bool = False) -> None:
+        self.receiver = receiver
+        self.verbose = verbose
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (tests, embedding); ``shutdown()`` stops it."""
+        thread = threading.Thread(target=self.serve_forever, name="receiver", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,75 @@
+"""Dead letters: directives delivery gave up on, and putting directives back in the outbox.
+
+A requeued directive is the same signed document with the same id, so an agency that did
+apply it after all answers ``duplicate`` and nothing happens twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from interdict.auditlog import log
+from interdict.directives import throttle
+from interdict.storage.models import Directive
+
+
+@dataclass
+class Requeued:
+    requeued: list[str] = field(default_factory=list)
+    # dead directives not retried because a later directive for the same entry and agency
+    # exists: sending an old imposition after its lift would restrict someone again
+    superseded: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requeued": self.requeued, "superseded": self.superseded}
+
+
+def dead_letters(session: Session, agency: str | None = None) -> list[Directive]:
+    query = sa.select(Directive).where(Directive.status == "dead").order_by(Directive.id)  # type: ignore[arg-type]
+    if agency is not None:
+        query = query.where(Directive.agency == agency)
+    return list(session.execute(query).scalars())
+
+
+def requeue(session: Session, rows: Sequence[Directive], *, actor: str, reason: str) -> None:
+    """Make directives pending and due now, with a fresh attempt budget; audit each one."""
+    for row in rows:
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, None
+        row.claimed_by, row.claimed_until, row.delivered_at = None, None, None
+        session.add(row)
+    if rows:
+        log.append(session, [log.event("directive.requeued", actor=actor,
+                                       directive_id=r.directive_id, agency=r.agency,
+                                       outcome=reason) for r in rows])
+
+
+def retry_dead(session: Session, *, actor: str, agency: str | None = None) -> Requeued:
+    """Requeue every dead letter (of one agency) that is still the latest for its entry, and
+    close the circuit of each agency concerned."""
+    result = Requeued()
+    retry = []
+    for row in dead_letters(session, agency):
+        if _superseded(session, row):
+            result.superseded.append(row.directive_id)
+        else:
+            retry.append(row)
+            result.requeued.append(row.directive_id)
+    requeue(session, retry, actor=actor, reason="dead_letter_retry")
+    # the operator says the agency is worth trying again now, not after its cooldown
+    closed = [e for a in sorted({r.agency for r in retry})
+              for e in throttle.reset(session, a, actor=actor, reason="dead_letter_retry")]
+    if closed:
+        log.append(session, closed)
+    return result
+
+
+def _superseded(session: Session, row: Directive) -> bool:
+    later = session.execute(sa.select(Directive.id).where(
+        Directive.agency == row.agency, Directive.issuer == row.issuer,
+        Directive.entry_id == row.entry_id, Directive.id > row.id).limit(1)).first()  # type: ignore[operator]
+    return later is not None
