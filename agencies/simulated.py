@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -92,11 +92,16 @@ class SimulatedAgency(Adapter):
     # -- the protocol ----------------------------------------------------------------------
 
     def _deliver(self, directives: Sequence[str]) -> Sequence[str]:
+        # One transaction per batch: what the batch touches is read in two queries up front
+        # and written with one statement per table at the end, as a real agency system
+        # applying thousands of directives would.
         receipts = []
         with self.db.begin() as conn:
+            batch = _Batch.open(conn, directives)
             for token in directives:
-                status, detail, directive_id = self._apply_one(conn, token)
+                status, detail, directive_id = self._apply_one(batch, token)
                 receipts.append(self._receipt(directive_id, status, detail))
+            batch.flush()
         return receipts
 
     def _holdings(self) -> Sequence[str]:
@@ -106,21 +111,21 @@ class SimulatedAgency(Adapter):
 
     # -- applying --------------------------------------------------------------------------
 
-    def _apply_one(self, conn: Connection, token: str) -> tuple[str, str | None, str]:
+    def _apply_one(self, batch: _Batch, token: str) -> tuple[str, str | None, str]:
         try:
             document = self._verified(token)
         except (VerificationError, DocumentError) as exc:
             return "rejected", f"{exc.code}: {exc.message}", _claimed_id(token)
         directive_id = document["directive_id"]
-        if conn.execute(sa.select(received.c.directive_id)
-                        .where(received.c.directive_id == directive_id)).first():
+        if directive_id in batch.seen:
             return "duplicate", "already applied", directive_id
-        detail = self._apply(conn, document)
+        detail = self._apply(batch, document)
         ref = document["entry_ref"]
-        conn.execute(received.insert().values(
-            directive_id=directive_id, action=document["action"],
-            entry_key=f"{ref['entry_id']}", revision=ref["revision"], status="applied",
-            received_at=utcnow()))
+        batch.seen.add(directive_id)
+        batch.received_rows.append({
+            "directive_id": directive_id, "action": document["action"],
+            "entry_key": ref["entry_id"], "revision": ref["revision"], "status": "applied",
+            "received_at": utcnow()})
         return "applied", detail, directive_id
 
     def _verified(self, token: str) -> dict[str, Any]:
@@ -137,35 +142,25 @@ class SimulatedAgency(Adapter):
                                     code="directive.wrong_agency")
         return document
 
-    def _apply(self, conn: Connection, document: dict[str, Any]) -> str | None:
+    def _apply(self, batch: _Batch, document: dict[str, Any]) -> str | None:
         ref = document["entry_ref"]
         key, revision = ref["entry_id"], ref["revision"]
-        current = conn.execute(sa.select(restriction)
-                               .where(restriction.c.entry_key == key)).first()
-        if current is not None and (current.revision > revision or (
-                current.status == "lifted" and current.revision == revision)):
-            return f"superseded by revision {current.revision} ({current.status})"
+        current = batch.current.get(key)
+        if current is not None and (current["revision"] > revision or (
+                current["status"] == "lifted" and current["revision"] == revision)):
+            return f"superseded by revision {current['revision']} ({current['status']})"
         if document["action"] == "lift":
-            lifted = {"status": "lifted", "lifted_at": utcnow(), "revision": revision,
-                      "directive_id": document["directive_id"]}
-            if current is None:  # the lift overtook its impose: remember it, so the late
-                # impose of the same revision cannot bring the restriction back
-                conn.execute(restriction.insert().values(entry_key=key, document=document,
-                                                         **lifted))
-            else:
-                conn.execute(restriction.update().where(restriction.c.entry_key == key)
-                             .values(**lifted))
-                if current.status == "active":
-                    self._on_lift(conn, key)
+            # With no row, the lift overtook its impose: the lifted row it leaves behind
+            # keeps the late impose of the same revision from bringing the restriction back.
+            batch.put(key, {**(current or {"document": document}), "status": "lifted",
+                            "lifted_at": utcnow(), "revision": revision,
+                            "directive_id": document["directive_id"]})
+            if current is not None and current["status"] == "active":
+                self._on_lift(batch.conn, key)
             return None
-        values = {"revision": revision, "directive_id": document["directive_id"],
-                  "document": document, "status": "active", "lifted_at": None}
-        if current is None:
-            conn.execute(restriction.insert().values(entry_key=key, **values))
-        else:
-            conn.execute(restriction.update()
-                         .where(restriction.c.entry_key == key).values(**values))
-        self._on_impose(conn, key, document)
+        batch.put(key, {"revision": revision, "directive_id": document["directive_id"],
+                        "document": document, "status": "active", "lifted_at": None})
+        self._on_impose(batch.conn, key, document)
         return None
 
     def _on_impose(self, conn: Connection, entry_key: str, document: dict[str, Any]) -> None:
@@ -201,6 +196,59 @@ class SimulatedAgency(Adapter):
         return Decision(allowed=not found, restrictions=found)
 
 
+@dataclass
+class _Batch:
+    """What one delivered batch reads and writes in the agency's store."""
+
+    conn: Connection
+    seen: set[str]  # directive ids applied before, or earlier in this batch
+    current: dict[str, dict[str, Any]]  # entry key -> restriction row
+    existing: set[str]  # entry keys that have a row in the store
+    received_rows: list[dict[str, Any]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def open(cls, conn: Connection, tokens: Sequence[str]) -> _Batch:
+        # Ids and keys are read from the unverified payloads only to prefetch; every
+        # decision is taken on the verified document.
+        claimed = [_claimed(token) for token in tokens]
+        ids = {c.get("directive_id") for c in claimed} - {None}
+        keys = {(c.get("entry_ref") or {}).get("entry_id") for c in claimed} - {None}
+        seen = set(conn.execute(sa.select(received.c.directive_id)
+                                .where(received.c.directive_id.in_(ids))).scalars())
+        rows = conn.execute(sa.select(restriction).where(restriction.c.entry_key.in_(keys)))
+        current = {r.entry_key: dict(r._mapping) for r in rows}
+        return cls(conn, seen, current, set(current))
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        self.current[key] = {**row, "entry_key": key}
+        self.changed.add(key)
+
+    def flush(self) -> None:
+        if self.received_rows:
+            self.conn.execute(received.insert(), self.received_rows)
+        updates = [self._row(k) for k in self.changed if k in self.existing]
+        inserts = [self._row(k) for k in self.changed if k not in self.existing]
+        if inserts:
+            self.conn.execute(restriction.insert(), inserts)
+        if updates:
+            self.conn.execute(
+                restriction.update().where(restriction.c.entry_key == sa.bindparam("key")),
+                [{**row, "key": row.pop("entry_key")} for row in updates])
+
+    def _row(self, key: str) -> dict[str, Any]:
+        row = self.current[key]
+        return {column.name: row.get(column.name) for column in restriction.c}
+
+
+def _claimed(token: str) -> dict[str, Any]:
+    try:
+        claimed = json.loads(unb64u(token.split(".")[1]))
+    except Exception:
+        return {}
+    return claimed if isinstance(claimed, dict) else {}
+
+
 def _in_force(document: dict[str, Any], when: datetime) -> bool:
     start = datetime.fromisoformat(document["effective_from"].replace("Z", "+00:00"))
     end = datetime.fromisoformat(document["expires_at"].replace("Z", "+00:00"))
@@ -228,8 +276,5 @@ def _summary(document: dict[str, Any]) -> dict[str, Any]:
 
 def _claimed_id(token: str) -> str:
     """The directive_id an unverifiable directive claims, so its receipt can be matched."""
-    try:
-        claimed = json.loads(unb64u(token.split(".")[1])).get("directive_id", "")
-    except Exception:
-        claimed = ""
+    claimed = _claimed(token).get("directive_id", "")
     return claimed if isinstance(claimed, str) and claimed.startswith("d-") else "d-" + "0" * 32

@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.engine import Connection
 
 from interdict.agencies.base import AdapterContext
 from interdict.agencies.simulated import SimulatedAgency, _claimed_id
@@ -39,12 +38,12 @@ class NotIdempotent(SimulatedAgency):
 
     name = "not-idempotent"
 
-    def _apply_one(self, conn: Connection, token: str) -> tuple[str, str | None, str]:
+    def _apply_one(self, batch: Any, token: str) -> tuple[str, str | None, str]:
         try:
             document = self._verified(token)
         except (VerificationError, DocumentError) as exc:
             return "rejected", f"{exc.code}: {exc.message}", _claimed_id(token)
-        return "applied", self._apply(conn, document), document["directive_id"]
+        return "applied", self._apply(batch, document), document["directive_id"]
 
 
 class IgnoresLifts(SimulatedAgency):
@@ -52,10 +51,10 @@ class IgnoresLifts(SimulatedAgency):
 
     name = "ignores-lifts"
 
-    def _apply(self, conn: Connection, document: dict[str, Any]) -> str | None:
+    def _apply(self, batch: Any, document: dict[str, Any]) -> str | None:
         if document["action"] == "lift":
             return None
-        return super()._apply(conn, document)
+        return super()._apply(batch, document)
 
 
 SWALLOWER_KEY = Ed25519PrivateKey.generate()
