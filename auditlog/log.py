@@ -64,7 +64,7 @@ def append(session: Session, events: Iterable[Mapping[str, Any]]) -> range:
         rows.append({"seq": tree.size, "event": data, "leaf": leaf})
         tree.append(leaf)
     if rows:
-        session.execute(sa.insert(AuditEvent), rows)
+        session.execute(sa.insert(AuditEvent.__table__), rows)
         head.size = tree.size
         head.compact_range = tree.to_bytes()
         session.add(head)

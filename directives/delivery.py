@@ -181,7 +181,7 @@ def _store_receipts(session: Session, kept: Sequence[dict[str, Any]]) -> None:
     replace = [k for k in kept if k["directive_id"] in earlier
                and not (earlier[k["directive_id"]] == "applied" and k["status"] == "duplicate")]
     if fresh:
-        session.execute(sa.insert(Receipt), fresh)
+        session.execute(sa.insert(Receipt.__table__), fresh)
     if replace:
         session.execute(sa.update(Receipt), replace)
 

@@ -165,7 +165,7 @@ def issue(session: Session, signer: jws.Signer, caused: Sequence[tuple[Route, Ca
 
 def _flush(session: Session, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(sa.insert(Directive), rows)
+        session.execute(sa.insert(Directive.__table__), rows)
     if events:
         log.append(session, events)
 

@@ -57,7 +57,7 @@ def record(session: Session, outcomes: Sequence[Accepted | Refused], position: i
     refused = [o for o in outcomes if isinstance(o, Refused)]
     _store_accepted(session, accepted, now)
     if refused:
-        session.execute(sa.insert(QuarantinedEntry), [
+        session.execute(sa.insert(QuarantinedEntry.__table__), [
             {"public_seq": r.seq, "reason": r.reason, "detail": r.detail, "raw": r.raw, "at": now}
             for r in refused])
     log.append(session, [_event(o) for o in outcomes])
@@ -68,7 +68,8 @@ def record(session: Session, outcomes: Sequence[Accepted | Refused], position: i
 
 def _store_accepted(session: Session, accepted: Sequence[Accepted], now: datetime) -> None:
     if accepted:
-        session.execute(sa.insert(EntryRevision), [_revision_row(a, now) for a in accepted])
+        session.execute(sa.insert(EntryRevision.__table__),
+                        [_revision_row(a, now) for a in accepted])
         _update_state(session, accepted, now)
 
 
@@ -92,7 +93,7 @@ def _update_state(session: Session, accepted: Sequence[Accepted], now: object) -
                "expires_at": a.expires_at, "updated_at": now}
         (updates if key in existing else inserts).append(row)
     if inserts:
-        session.execute(sa.insert(EntryState), inserts)
+        session.execute(sa.insert(EntryState.__table__), inserts)
     for row in updates:
         session.execute(sa.update(EntryState)
                         .where(EntryState.issuer == row["issuer"],
