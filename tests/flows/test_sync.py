@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jws as jose_jws
 from joserfc.jwk import OKPKey
 
-from interdict import flows, issuers
+from interdict import flows, issuers, schemas
 from interdict.agencies import simulated
 from interdict.directives import outbox
 from interdict.entries import store
@@ -144,6 +144,7 @@ def test_every_action_is_an_audit_event(installation: Installation, make_entry: 
     recorded = {e["refs"]["directive_id"] for e in log if e["action"] == "receipt.recorded"}
     assert issued == recorded == {d.directive_id for d in directives}
     assert "Zhang" not in json.dumps(log) and "E12345678" not in json.dumps(log)
+    assert [e["seq"] for e in log if schemas.problems("audit-event", e)] == []
 
 
 def test_directives_verify_with_another_jose_library_and_carry_only_allowed_fields(
