@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from interdict.cli import (  # noqa: F401  (each module registers its commands)
+    accountability,
     agencies,
     audit,
     delivery,

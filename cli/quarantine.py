@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from interdict.accountability import reads
 from interdict.cli import reports
 from interdict.cli.app import JsonFlag, app, options
 from interdict.cli.output import emit_json, out, table
@@ -33,12 +34,18 @@ def quarantine_list(ctx: typer.Context, json: JsonFlag = False) -> None:
 
 @quarantine_app.command("show")
 def quarantine_show(ctx: typer.Context, seq: Annotated[int, typer.Argument(metavar="SEQ")],
-                    json: JsonFlag = False) -> None:
+                    json: JsonFlag = False,
+                    purpose: Annotated[str | None, typer.Option(
+                        "--purpose", metavar="TEXT", help="Why you read it (a ticket, not a "
+                        "name): the raw entry holds personal data, so the read is audited "
+                        "(quarantine.read).")] = None) -> None:
     """One refused entry, with the raw bytes as published."""
-    row = reports.quarantined_one(Installation.open(options(ctx).home), seq)
+    installation = Installation.open(options(ctx).home)
+    row = reports.quarantined_one(installation, seq)
     if row is None:
         raise UsageError(f"nothing from public seq {seq} is in quarantine",
                          code="quarantine.unknown")
+    reads.record(installation, "quarantine.read", purpose, seq=seq)
     if json:
         emit_json(row)
         return

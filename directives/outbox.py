@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from interdict.accountability import policy
 from interdict.auditlog import log
 from interdict.directives.document import Cause, build, iso
 from interdict.directives.routing import AgencyRoute, Route, outbox_status, route
@@ -44,10 +45,12 @@ def agency_routes(session: Session) -> list[AgencyRoute]:
     """Every agency routing must consider: live, shadow and disabled ones (a disabled agency
     still gets its lifts), not offboarded ones. FOR SHARE on PostgreSQL: an ``agency
     enable|disable`` waits for this transaction, so no directive is written under a status
-    that changed meanwhile (SQLite transactions are serialised anyway)."""
+    that changed meanwhile (SQLite transactions are serialised anyway). Each is narrowed
+    to what the measure policy in force gives it (accountability/policy.py)."""
     rows = session.execute(sa.select(Agency).where(Agency.status != "offboarded")
                            .order_by(Agency.id).with_for_update(read=True)).scalars()
-    return [AgencyRoute.from_manifest(row.manifest, row.status) for row in rows]
+    routes = [AgencyRoute.from_manifest(row.manifest, row.status) for row in rows]
+    return policy.restrict(policy.active(session), routes)
 
 
 def holders_of(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
@@ -147,7 +150,8 @@ def _write(routes: Sequence[Route], cause: Cause, signer: jws.Signer, now: datet
                                 entry_id=cause.entry_id, revision=cause.revision,
                                 entry_digest=cause.digest, kid=signer.kid,
                                 digest=jws.digest(token),
-                                status=None if status == "pending" else status))
+                                status=None if status == "pending" else status,
+                                policy=r.agency.policy))
         issued.per_agency[r.agency.id] += 1
 
 

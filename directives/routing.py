@@ -28,6 +28,7 @@ class AgencyRoute:
     subject_fields: tuple[str, ...]
     identifier_schemes: frozenset[str] | None
     status: str = "live"  # live | shadow | disabled (agencies/onboarding.py)
+    policy: str | None = None  # digest of the measure policy that shaped this route
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], status: str = "live") -> AgencyRoute:

@@ -13,7 +13,7 @@ The steps, in order (each refusal names its reason code from ``entries.reasons``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +73,19 @@ class Refused:
 @dataclass
 class Policy:
     max_duration: timedelta = DEFAULT_MAX_DURATION
+    # the measure types the measure policy in force covers (accountability/policy.py);
+    # None covers every type
+    covered: frozenset[str] | None = None
+    # the policy's longest duration per measure type, in days; ``max_duration`` applies to
+    # measures it does not name
+    max_days: Mapping[str, int] = field(default_factory=dict)
+    # per measure type, the legal instruments that may justify it; a type not named: any
+    instruments: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def longest(self, measures: Sequence[Mapping[str, Any]]) -> timedelta:
+        """The longest an entry with these measures may last: its strictest measure's cap."""
+        return min((timedelta(days=self.max_days[m["type"]]) if m["type"] in self.max_days
+                    else self.max_duration for m in measures), default=self.max_duration)
 
 
 class Refusal(Exception):
@@ -161,6 +174,17 @@ class Admission:
                 raise Refusal("issuer.measure_not_authorised",
                               f"/measures/{index}/type: issuer {issuer!r} may not impose "
                               f"{measure['type']!r} (allowed: {', '.join(sorted(allowed))})")
+            if self.policy.covered is not None and measure["type"] not in self.policy.covered:
+                raise Refusal("policy.measure_uncovered",
+                              f"/measures/{index}/type: the measure policy in force does not "
+                              f"cover {measure['type']!r}: no agency may enforce it")
+            allowed_by = self.policy.instruments.get(measure["type"])
+            instrument = document["legal_basis"]["instrument"]
+            if allowed_by is not None and instrument not in allowed_by:
+                raise Refusal("policy.instrument",
+                              f"/legal_basis/instrument: {instrument!r} may not justify "
+                              f"{measure['type']!r} under the measure policy in force "
+                              f"(allowed: {'; '.join(sorted(allowed_by))})")
         return str(issuer)
 
     def _dates(self, document: dict[str, Any]) -> tuple[datetime, datetime | None]:
@@ -173,10 +197,11 @@ class Admission:
                                               f"/effective_from {document['effective_from']}")
         if expires_at <= self.now:
             raise Refusal("dates.expired", f"/expires_at {document['expires_at']} has passed")
-        if expires_at - effective_from > self.policy.max_duration:
+        longest = self.policy.longest(document.get("measures", []))
+        if expires_at - effective_from > longest:
             raise Refusal("policy.duration",
                           f"/expires_at: the measure lasts {(expires_at - effective_from).days} "
-                          f"days; the policy allows {self.policy.max_duration.days}")
+                          f"days; the policy allows {longest.days}")
         return effective_from, expires_at
 
     def _order(self, document: dict[str, Any], status: EntryStatus | None) -> int | None:

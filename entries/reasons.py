@@ -39,6 +39,8 @@ REASONS: dict[str, str] = {
     "dates.incoherent": "expires_at is not after effective_from",
     "dates.expired": "the entry had already expired when it arrived",
     "policy.duration": "the measure lasts longer than the policy allows",
+    "policy.measure_uncovered": "the measure policy in force does not cover one of the measures",
+    "policy.instrument": "the legal instrument may not justify a measure under the policy",
     # order
     "revision.replay": "the revision is not newer than the one already accepted",
     "op.unknown_entry": "amend or revoke of an entry interdict never accepted",

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from interdict.accountability import policy
 from interdict.auditlog import log
 from interdict.entries.admission import Accepted, Admission, EntryStatus, Published, Refused
 from interdict.keys import jws
@@ -186,7 +187,8 @@ def _published(public: PublicDatabase, seqs: Sequence[int]) -> dict[int, Publish
 
 def _retry_batch(session: Session, rows: Sequence[QuarantinedEntry],
                  published: Mapping[int, Published], now: datetime) -> list[Retried]:
-    admission = Admission(TrustSnapshot.load(session), _StoredStatus(session), now)
+    admission = Admission(TrustSnapshot.load(session), _StoredStatus(session), now,
+                          policy.admission_policy(session))
     results, accepted, events = [], [], []
     for row in rows:
         found = published.get(row.public_seq)

@@ -8,6 +8,7 @@ import orjson
 from prefect import flow, task
 
 from interdict import progress
+from interdict.accountability import policy
 from interdict.entries import store
 from interdict.entries.admission import Accepted, Admission, Published
 from interdict.flows.runtime import installation
@@ -41,7 +42,8 @@ def ingest_once(home: str, batch_size: int = DEFAULT_BATCH) -> Ingested:
         if not rows:
             return Ingested(position=position)
         admission = Admission(TrustSnapshot.load(session),
-                              store.known_status(session, _claimed_keys(rows)), utcnow())
+                              store.known_status(session, _claimed_keys(rows)), utcnow(),
+                              policy.admission_policy(session))
         outcomes = [admission.admit(row) for row in rows]
         store.record(session, outcomes, rows[-1].seq)
     accepted = sum(isinstance(o, Accepted) for o in outcomes)

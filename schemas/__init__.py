@@ -27,7 +27,7 @@ from referencing import Registry, Resource
 from interdict.errors import DocumentError
 
 BASE = "https://interdict.example/schemas/"
-KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest")
+KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy")
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,22 @@ class ImportRun(SQLModel, table=True):
     summary: dict[str, Any] = Field(default_factory=dict,
                                     sa_column=Column(sa.JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+class AppliedPolicy(SQLModel, table=True):
+    """A measure policy as applied (accountability/policy.py): the latest row is in force.
+    ``document`` is the canonical JSON whose sha256 is ``digest``."""
+
+    __tablename__ = "applied_policy"
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(max_length=80, index=True)
+    document: str = Field(sa_column=Column(sa.Text, nullable=False))
+    applied_by: str = Field(max_length=200)
+    applied_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+class Escalation(SQLModel, table=True):
+    """A duty warning raised once (accountability/): ``lift.late`` per directive id,
+    ``review.due`` per entry revision. The row makes raising it again a no-op."""
+
+    kind: str = Field(primary_key=True, max_length=40)
+    ref: str = Field(primary_key=True, max_length=300)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -12,12 +12,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interdict.entries import REASONS, Accepted, Admission, EntryStatus, Published, Refused
+from interdict.entries.admission import Policy
 from interdict.keys import jws
 from interdict.keys.jwk import b64u
 from interdict.keys.truststore import KeyInfo, TrustSnapshot
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=365)
+
+
+# court-7 may impose permit.business, but the measure policy of this world covers no permits,
+# and only the Railway Safety Act may justify a rail ban
+POLICY = Policy(covered=frozenset({"travel.air", "travel.rail", "credit.loan"}),
+                instruments={"travel.rail": frozenset({"Railway Safety Act"})})
 
 
 class World:
@@ -49,7 +56,7 @@ class World:
 
     def admit(self, token: str, known: dict[tuple[str, str], EntryStatus] | None = None
               ) -> Accepted | Refused:
-        return Admission(self.trust, known or {}, NOW).admit(Published(7, token, NOW))
+        return Admission(self.trust, known or {}, NOW, POLICY).admit(Published(7, token, NOW))
 
 
 def raw_token(signer: jws.Signer, header: dict[str, Any], payload: bytes) -> str:
@@ -110,6 +117,9 @@ CASES: dict[str, Case] = {
     "dates.expired": lambda w, e: (signed(w, e(effective_from="2020-01-01T00:00:00Z",
                                                expires_at="2021-01-01T00:00:00Z")), None),
     "policy.duration": lambda w, e: (signed(w, e(expires_at="2036-11-01T00:00:00Z")), None),
+    "policy.measure_uncovered": lambda w, e: (signed(w, e(measures=[{"type": "permit.business"}])),
+                                              None),
+    "policy.instrument": lambda w, e: (signed(w, e(measures=[{"type": "travel.rail"}])), None),
     "revision.replay": lambda w, e: (signed(w, e(op="amend", revision=3)), ACTIVE),
     "op.unknown_entry": lambda w, e: (signed(w, e(op="amend", revision=2)), None),
     "op.not_active": lambda w, e: (signed(w, e(op="amend", revision=4)), REVOKED),

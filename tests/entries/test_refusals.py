@@ -157,6 +157,20 @@ def _setup(world: InstalledWorld, make: Make, entry_id: str,
                                      redress=None, listed_at=None))]
 
 
+def _policy_as_in_test_admission(installation: Installation) -> None:
+    """Apply the measure policy test_admission's world has: permit.business not covered,
+    travel.rail only under the Railway Safety Act."""
+    from interdict.accountability import policy
+
+    with transaction(installation.db) as session:
+        document = policy.active(session).document
+        covered = {m: r for m, r in document["measures"].items()
+                   if m in CASES.POLICY.covered}  # type: ignore[operator]
+        for m, instruments in CASES.POLICY.instruments.items():
+            covered[m] = {**covered[m], "instruments": sorted(instruments)}
+        policy.apply(session, {**document, "version": "test", "measures": covered}, utcnow())
+
+
 def test_every_refusal_class_beside_good_entries_in_one_sync(
         installation: Installation, make_entry: Make, prefect_api: str) -> None:
     from interdict import flows
@@ -177,6 +191,7 @@ def test_every_refusal_class_beside_good_entries_in_one_sync(
     installation.public.publish(setup)
     seqs = installation.public.publish([t for _, t in batch])
     expected = {seq: outcome for seq, (outcome, _) in zip(seqs, batch, strict=True)}
+    _policy_as_in_test_admission(installation)
 
     report = flows.sync(str(installation.home.root)).to_json()
     assert (report["accepted"], report["quarantined"]) == (len(setup) + len(REASONS),
