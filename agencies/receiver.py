@@ -35,6 +35,7 @@ from typing import Any
 import nacl.exceptions
 
 from interdict import schemas
+from interdict.agencies.inbound import verify_directive
 from interdict.agencies.webhook import CONTENT_TYPE, SIGNATURE_VERSION, signed_content
 from interdict.errors import ConfigError, DocumentError, VerificationError
 from interdict.keys import jws, keyfile
@@ -152,17 +153,7 @@ class Receiver:
         return ("applied", None) if inserted else ("duplicate", "already received")
 
     def _verified(self, token: str, webhook_id: str) -> dict[str, Any]:
-        parsed = jws.parse(token, jws.TYP_DIRECTIVE)
-        key = self.engine_keys.get(parsed.kid)
-        if key is None:
-            raise VerificationError(f"directive signed by unknown key {parsed.kid}",
-                                    code="header.kid_unknown")
-        jws.verify_signature(parsed, key)
-        document = jws.parse_payload(parsed)
-        schemas.check("directive", document)
-        if document["agency"] != self.agency:
-            raise VerificationError(f"directive is addressed to {document['agency']!r}",
-                                    code="directive.wrong_agency")
+        document = verify_directive(token, agency=self.agency, engine_keys=self.engine_keys)
         if document["directive_id"] != webhook_id:
             raise VerificationError("webhook-id is not the directive's directive_id",
                                     code="directive.id_mismatch")

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from interdict import schemas
 from interdict.agencies.base import Adapter, AdapterContext
+from interdict.agencies.inbound import verify_directive
 from interdict.errors import DocumentError, VerificationError
 from interdict.keys import jws, keyfile
 from interdict.keys.jwk import unb64u
@@ -129,18 +130,8 @@ class SimulatedAgency(Adapter):
         return "applied", detail, directive_id
 
     def _verified(self, token: str) -> dict[str, Any]:
-        parsed = jws.parse(token, jws.TYP_DIRECTIVE)
-        key = self.context.engine_keys.get(parsed.kid)
-        if key is None:
-            raise VerificationError(f"directive signed by unknown key {parsed.kid}",
-                                    code="header.kid_unknown")
-        jws.verify_signature(parsed, key)
-        document = jws.parse_payload(parsed)
-        schemas.check("directive", document)
-        if document["agency"] != self.agency_id:
-            raise VerificationError(f"directive is addressed to {document['agency']!r}",
-                                    code="directive.wrong_agency")
-        return document
+        return verify_directive(token, agency=self.agency_id,
+                                engine_keys=self.context.engine_keys)
 
     def _apply(self, batch: _Batch, document: dict[str, Any]) -> str | None:
         ref = document["entry_ref"]
