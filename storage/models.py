@@ -106,7 +106,12 @@ class Directive(SQLModel, table=True):
 
     # Delivery's claim asks "is an earlier directive for this entry and agency pending?" for
     # every candidate row: without this index SQLite answers by scanning the pending rows.
-    __table_args__ = (sa.Index("ix_directive_entry_agency", "entry_id", "agency"),)
+    # The claim reads an agency's pending rows in outbox order: (agency, status, id) lets it
+    # start at the first pending row instead of walking past every delivered one, and answers
+    # the "earlier pending for this entry?" check from the same index (quadratic without it
+    # once an issuer has many directives).
+    __table_args__ = (sa.Index("ix_directive_entry_agency", "entry_id", "agency"),
+                      sa.Index("ix_directive_outbox", "agency", "status", "id"))
     id: int | None = Field(default=None, primary_key=True)  # outbox order
     directive_id: str = Field(unique=True, max_length=80)
     agency: str = Field(index=True)
