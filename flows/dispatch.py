@@ -69,7 +69,9 @@ def expire_batch(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
     return expire_once(home, batch_size)
 
 
-@task(name="deliver", task_run_name="deliver-{agency}")
+# The one task that talks to other systems retries: a lock timeout on a busy SQLite or a
+# dropped connection fails one delivery pass, and a rerun is safe (claims and directive ids).
+@task(name="deliver", task_run_name="deliver-{agency}", retries=2, retry_delay_seconds=5)
 def deliver_to(home: str, agency: str) -> Delivered:
     return deliver_once(home, agency)
 
