@@ -89,12 +89,15 @@ def restrict(policy: Policy, agencies: Sequence[AgencyRoute]) -> list[AgencyRout
 
 def admission_policy(session: Session) -> AdmissionPolicy:
     """What admission checks from the policy in force: the measure types it covers, the
-    longest each may last, and the legal instruments that may justify each."""
+    longest each may last, the legal instruments that may justify each, and how many
+    extensions each allows (absent: no cap)."""
     measures = active(session).document["measures"]
     return AdmissionPolicy(covered=frozenset(measures),
                            max_days={m: r["max_duration_days"] for m, r in measures.items()},
                            instruments={m: frozenset(r["instruments"])
-                                        for m, r in measures.items() if "instruments" in r})
+                                        for m, r in measures.items() if "instruments" in r},
+                           max_extensions={m: r["max_extensions"] for m, r in measures.items()
+                                           if "max_extensions" in r})
 
 
 def vocabulary() -> list[str]:
@@ -186,7 +189,8 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, 
                             "agencies": sorted(new[measure]["agencies"])})
             continue
         a, b = old[measure], new[measure]
-        for key in ("instruments", "max_duration_days", "review_interval_days"):
+        for key in ("instruments", "max_duration_days", "review_interval_days",
+                    "max_extensions"):
             if a.get(key) != b.get(key):
                 changes.append({"measure": measure, "change": key, "before": a.get(key),
                                 "after": b.get(key)})

@@ -5,10 +5,15 @@ The steps, in order (each refusal names its reason code from ``entries.reasons``
 1. the JWS is well formed and its header follows the profile (``keys.jws.parse``);
 2. its ``kid`` is an issuer key in the trust store, and the signature verifies under it;
 3. the key was usable when the entry was published (not revoked, inside its validity window);
-4. the payload is a strict JSON object that matches the entry schema;
+4. the payload is a strict JSON object that matches the entry schema it names (v1 or v2); an
+   impose or amend is v2 and carries the entry gate's decision, assessment and notice or
+   exemption (``entries.gate``);
 5. the entry names the issuer that signed it, and its ``entry_id`` is scoped to that issuer;
-6. the issuer may impose every measure; the dates are coherent and within policy;
-7. the revision is newer than the last accepted one, and the op fits the entry's state.
+6. the issuer may impose every measure; the dates are coherent and within policy; the notice
+   is complete and came before the measure took effect (or an exemption applies);
+7. the revision is newer than the last accepted one, and the op fits the entry's state;
+8. an extension (an amend moving ``expires_at`` later) carries a new assessment and stays
+   within the policy's cap on extensions.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from interdict import schemas
+from interdict.entries import gate
 from interdict.errors import DocumentError, VerificationError
 from interdict.keys import jws
 from interdict.keys.jwk import unb64u
@@ -40,6 +46,11 @@ class Published:
 class EntryStatus:
     revision: int
     status: str  # active | revoked | expired
+    # what an extension is judged against: the latest revision's expiry and assessment, and
+    # the extensions since the entry's latest impose
+    expires_at: datetime | None = None
+    assessment: str | None = None
+    extensions: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class Accepted:
     effective_from: datetime
     expires_at: datetime | None
     previous: int | None  # the revision this one follows, if any
+    extensions: int = 0  # extensions since the latest impose, this one included
+    extension: bool = False  # this revision moves expires_at later than the previous one
 
     @property
     def gap(self) -> bool:
@@ -81,11 +94,20 @@ class Policy:
     max_days: Mapping[str, int] = field(default_factory=dict)
     # per measure type, the legal instruments that may justify it; a type not named: any
     instruments: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # per measure type, how many extensions an entry may get; a type not named: no cap
+    max_extensions: Mapping[str, int] = field(default_factory=dict)
 
     def longest(self, measures: Sequence[Mapping[str, Any]]) -> timedelta:
         """The longest an entry with these measures may last: its strictest measure's cap."""
         return min((timedelta(days=self.max_days[m["type"]]) if m["type"] in self.max_days
                     else self.max_duration for m in measures), default=self.max_duration)
+
+    def extension_cap(self, measures: Sequence[Mapping[str, Any]]) -> int | None:
+        """The most extensions an entry with these measures may get (its strictest measure's
+        cap), or None when no measure is capped."""
+        caps = [self.max_extensions[m["type"]] for m in measures
+                if m["type"] in self.max_extensions]
+        return min(caps, default=None)
 
 
 class Refusal(Exception):
@@ -113,7 +135,8 @@ class Admission:
                            row.jws.encode("utf-8", "surrogateescape"))
         key = (accepted.issuer, accepted.entry_id)
         status = "revoked" if accepted.op == "revoke" else "active"
-        self._seen[key] = EntryStatus(accepted.revision, status)
+        self._seen[key] = EntryStatus(accepted.revision, status, accepted.expires_at,
+                                      gate.assessment_of(accepted.document), accepted.extensions)
         return accepted
 
     def _status(self, key: tuple[str, str]) -> EntryStatus | None:
@@ -124,11 +147,14 @@ class Admission:
         document = _payload(token)
         issuer = self._authority(document, signer)
         effective_from, expires_at = self._dates(document)
+        _refuse_if(gate.notice_problem(document, effective_from))
         key = (issuer, document["entry_id"])
-        previous = self._order(document, self._status(key))
+        status = self._status(key)
+        previous = self._order(document, status)
+        extension, extensions = self._extension(document, status, expires_at)
         return Accepted(row.seq, issuer, document["entry_id"], document["revision"],
                         document["op"], token.kid, jws.digest(row.jws), row.jws, document,
-                        effective_from, expires_at, previous)
+                        effective_from, expires_at, previous, extensions, extension)
 
     def _verified(self, row: Published) -> tuple[jws.CompactJWS, str]:
         """Steps 1-3; returns the parsed JWS and the issuer whose key signed it."""
@@ -220,21 +246,56 @@ class Admission:
             raise Refusal("op.not_active", f"{op} of {entry_id!r}, which is {status.status}")
         return status.revision
 
+    def _extension(self, document: dict[str, Any], status: EntryStatus | None,
+                   expires_at: datetime | None) -> tuple[bool, int]:
+        """Step 8: (is this an extension, the entry's extensions with this one)."""
+        if document["op"] != "amend" or status is None:
+            return False, 0
+        if not gate.is_extension(status.expires_at, expires_at):
+            return False, status.extensions
+        if gate.same_statement(gate.assessment_of(document), status.assessment):
+            raise Refusal("gate.extension_assessment",
+                          f"/expires_at moves the end from {_iso(status.expires_at)} to "
+                          f"{document['expires_at']}: an extension needs a new /assessment of "
+                          f"why the measure is still necessary, not revision "
+                          f"{status.revision}'s again")
+        count = status.extensions + 1
+        cap = self.policy.extension_cap(document["measures"])
+        if cap is not None and count > cap:
+            raise Refusal("policy.extensions",
+                          f"/expires_at: this would be extension {count} of "
+                          f"{document['entry_id']!r}; the measure policy in force allows "
+                          f"{cap}. Let it expire, or impose it anew on a new decision")
+        return True, count
+
 
 def _payload(token: jws.CompactJWS) -> dict[str, Any]:
     try:
         document = jws.parse_payload(token)
     except VerificationError as exc:
         raise Refusal(exc.code, exc.message) from None
-    declared = document.get("schema")
-    if declared != schemas.document_schema("entry"):
-        raise Refusal("schema.unknown_version", f"/schema {declared!r} is not "
-                                                f"{schemas.document_schema('entry')!r}")
+    version = schemas.declared_version("entry", document)
+    if version is None:
+        raise Refusal("schema.unknown_version",
+                      f"/schema {document.get('schema')!r} is not "
+                      f"{schemas.document_schema('entry', 2)!r} (nor, for a revoke, "
+                      f"{schemas.document_schema('entry', 1)!r})")
+    # v1 stays readable (a v1 revoke is still accepted), but cannot pass the gate
+    _refuse_if(gate.v1_problem(document) if version == 1 else gate.missing(document))
     try:
-        schemas.check("entry", document)
+        schemas.check("entry", document, version)
     except DocumentError as exc:
         raise Refusal(exc.code, exc.message) from None
     return document
+
+
+def _refuse_if(problem: gate.Problem | None) -> None:
+    if problem is not None:
+        raise Refusal(*problem)
+
+
+def _iso(when: datetime | None) -> str:
+    return "?" if when is None else when.isoformat().replace("+00:00", "Z")
 
 
 def _when(text: str) -> datetime:

@@ -41,6 +41,16 @@ REASONS: dict[str, str] = {
     "policy.duration": "the measure lasts longer than the policy allows",
     "policy.measure_uncovered": "the measure policy in force does not cover one of the measures",
     "policy.instrument": "the legal instrument may not justify a measure under the policy",
+    "policy.extensions": "an extension beyond the number the measure policy allows",
+    # the entry gate (entries/gate.py)
+    "gate.entry_v1": "an impose or amend in entry v1, which cannot carry the gate: publish v2",
+    "gate.decision": "an impose or amend that names no decision imposing it",
+    "gate.assessment": "an impose or amend without an individual assessment (40+ characters)",
+    "gate.notice": "an impose or amend with neither a notice record nor a notice exemption",
+    "gate.notice_incomplete": "the notice did not cover reasons, legal basis, agencies, "
+                              "expiry and redress",
+    "gate.notice_late": "the notice came after the measure took effect, and no exemption applies",
+    "gate.extension_assessment": "an extension that repeats the previous assessment",
     # order
     "revision.replay": "the revision is not newer than the one already accepted",
     "op.unknown_entry": "amend or revoke of an entry interdict never accepted",

@@ -11,7 +11,7 @@ ingested and released from quarantine, the others keep their row with the new re
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from sqlmodel import Session
 
 from interdict.accountability import policy
 from interdict.auditlog import log
+from interdict.directives.outbox import payload
+from interdict.entries import gate
 from interdict.entries.admission import Accepted, Admission, EntryStatus, Published, Refused
 from interdict.keys import jws
 from interdict.keys.truststore import TrustSnapshot
@@ -38,7 +40,18 @@ def cursor(session: Session, name: str = INGEST_CURSOR) -> int:
 
 def known_status(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
                                                                               EntryStatus]:
-    """The current state of the entries a batch touches (one query per batch)."""
+    """The current state of the entries a batch touches, and for those in force what an
+    extension is judged against (two queries per batch)."""
+    found = _states(session, keys)
+    active = {key for key, status in found.items() if status.status == "active"}
+    for key, (expires_at, assessment, extensions) in extension_facts(session, active).items():
+        found[key] = replace(found[key], expires_at=expires_at, assessment=assessment,
+                             extensions=extensions)
+    return found
+
+
+def _states(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
+                                                                        EntryStatus]:
     wanted = set(keys)
     if not wanted:
         return {}
@@ -48,6 +61,35 @@ def known_status(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tupl
                            .where(EntryState.entry_id.in_(entry_ids)))  # type: ignore[attr-defined]
     return {(r.issuer, r.entry_id): EntryStatus(r.revision, r.status) for r in rows
             if (r.issuer, r.entry_id) in wanted}
+
+
+def extension_facts(session: Session, keys: Iterable[tuple[str, str]]
+                    ) -> dict[tuple[str, str], tuple[datetime | None, str | None, int]]:
+    """Per entry: its latest revision's expiry and assessment, and its extensions since its
+    latest impose, counted from the accepted revisions (one query)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    latest = sa.case((EntryRevision.revision == EntryState.revision, EntryRevision.jws),
+                     else_=None)
+    rows = session.execute(
+        sa.select(EntryRevision.issuer, EntryRevision.entry_id, EntryRevision.op,
+                  EntryRevision.expires_at, latest.label("jws"))
+        .join(EntryState, sa.and_(EntryState.issuer == EntryRevision.issuer,
+                                  EntryState.entry_id == EntryRevision.entry_id))
+        .where(EntryState.entry_id.in_({e for _, e in wanted}))  # type: ignore[attr-defined]
+        .order_by(EntryRevision.issuer, EntryRevision.entry_id, EntryRevision.revision))
+    history: dict[tuple[str, str], list[tuple[str, datetime | None]]] = {}
+    assessments: dict[tuple[str, str], str | None] = {}
+    for r in rows:
+        key = (r.issuer, r.entry_id)
+        if key not in wanted:
+            continue
+        history.setdefault(key, []).append((r.op, r.expires_at))
+        if r.jws is not None:
+            assessments[key] = gate.assessment_of(payload(r.jws))
+    return {key: (revisions[-1][1], assessments.get(key), gate.count_extensions(revisions))
+            for key, revisions in history.items()}
 
 
 def record(session: Session, outcomes: Sequence[Accepted | Refused], position: int,
@@ -85,7 +127,7 @@ def _update_state(session: Session, accepted: Sequence[Accepted], now: object) -
     latest: dict[tuple[str, str], Accepted] = {}
     for a in accepted:  # a batch may carry several revisions of one entry: keep the last
         latest[(a.issuer, a.entry_id)] = a
-    existing = known_status(session, latest)
+    existing = _states(session, latest)
     inserts: list[dict[str, object]] = []
     updates: list[dict[str, object]] = []
     for key, a in latest.items():
@@ -108,7 +150,8 @@ def _event(outcome: Accepted | Refused) -> dict[str, object]:
         return log.event("entry.accepted", public_seq=outcome.seq, issuer=outcome.issuer,
                          entry_id=outcome.entry_id, revision=outcome.revision, op=outcome.op,
                          kid=outcome.kid, digest=outcome.digest,
-                         gap_after=outcome.previous if outcome.gap else None)
+                         gap_after=outcome.previous if outcome.gap else None,
+                         extension=outcome.extensions if outcome.extension else None)
     return log.event("entry.quarantined", outcome=outcome.reason, public_seq=outcome.seq,
                      digest=jws.digest(outcome.raw))
 

@@ -68,6 +68,20 @@ def document_schema(kind: str, version: int = 1) -> str:
     return f"interdict/{kind}/v{version}"
 
 
+def declared_version(kind: str, document: Any) -> int | None:
+    """The version of ``kind`` a document names in its ``schema`` member, if interdict knows
+    that schema (e.g. 2 for ``interdict/entry/v2``); None otherwise."""
+    declared = document.get("schema") if isinstance(document, dict) else None
+    prefix = f"interdict/{kind}/v"
+    if not isinstance(declared, str) or not declared.startswith(prefix):
+        return None
+    number = declared.removeprefix(prefix)
+    if not (number.isascii() and number.isdigit()) or number.startswith("0"):
+        return None
+    _, by_id = _registry()
+    return int(number) if schema_id(kind, int(number)) in by_id else None
+
+
 def load(kind: str, version: int = 1) -> dict[str, Any]:
     _, by_id = _registry()
     try:

@@ -113,7 +113,7 @@ def installation(home: Home) -> Installation:
 # -- documents ----------------------------------------------------------------------------
 
 BASE_ENTRY: dict[str, Any] = {
-    "schema": "interdict/entry/v1",
+    "schema": "interdict/entry/v2",
     "entry_id": "court-7/case-1",
     "revision": 1,
     "op": "impose",
@@ -135,12 +135,19 @@ BASE_ENTRY: dict[str, Any] = {
     "effective_from": "2026-11-01T00:00:00Z",
     "expires_at": "2028-11-01T00:00:00Z",
     "redress": {"authority": "Court 7 review chamber", "contact": "appeals@court-7.example"},
+    "decision": {"reference": "(2026) Court 7 No. 1", "authority": "Court 7",
+                 "date": "2026-10-20"},
+    "assessment": "The debtor has the means to pay and has not performed the judgment for two "
+                  "years; a travel and credit restriction is the least intrusive measure left.",
+    "notice": {"at": "2026-10-25T00:00:00Z", "channel": "registered_post",
+               "covered": ["reasons", "legal_basis", "agencies", "expiry", "redress"]},
 }
 
 
 @pytest.fixture
 def make_entry() -> Callable[..., dict[str, Any]]:
-    """A factory of valid entries; keyword arguments replace top-level members (None deletes)."""
+    """A factory of valid entries (interdict/entry/v2, through the entry gate); keyword
+    arguments replace top-level members (None deletes)."""
 
     def make(**changes: Any) -> dict[str, Any]:
         document = copy.deepcopy(BASE_ENTRY)

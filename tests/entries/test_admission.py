@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from interdict.entries import REASONS, Accepted, Admission, EntryStatus, Published, Refused
+from interdict.entries import REASONS, Accepted, Admission, EntryStatus, Published, Refused, gate
 from interdict.entries.admission import Policy
 from interdict.keys import jws
 from interdict.keys.jwk import b64u
@@ -22,9 +22,10 @@ LONG_AGO = NOW - timedelta(days=365)
 
 
 # court-7 may impose permit.business, but the measure policy of this world covers no permits,
-# and only the Railway Safety Act may justify a rail ban
+# only the Railway Safety Act may justify a rail ban, and a loan ban may be extended once
 POLICY = Policy(covered=frozenset({"travel.air", "travel.rail", "credit.loan"}),
-                instruments={"travel.rail": frozenset({"Railway Safety Act"})})
+                instruments={"travel.rail": frozenset({"Railway Safety Act"})},
+                max_extensions={"credit.loan": 1})
 
 
 class World:
@@ -74,6 +75,22 @@ Case = Callable[[World, Callable[..., dict[str, Any]]], tuple[str, dict[tuple[st
                                                                        EntryStatus] | None]]
 ACTIVE = {("court-7", "court-7/case-1"): EntryStatus(3, "active")}
 REVOKED = {("court-7", "court-7/case-1"): EntryStatus(3, "revoked")}
+EARLIER_END = datetime(2027, 11, 1, tzinfo=UTC)  # before conftest.BASE_ENTRY's expires_at
+NEW_ASSESSMENT = ("Reviewed on 2027-10-01: the debtor still has not paid and has moved assets "
+                  "abroad; the restriction remains necessary and proportionate.")
+
+
+def in_force(assessment: str, extensions: int = 0) -> dict[tuple[str, str], EntryStatus]:
+    """case-1 at revision 3, ending before BASE_ENTRY's expiry: an amend to it extends it."""
+    return {("court-7", "court-7/case-1"): EntryStatus(3, "active", EARLIER_END, assessment,
+                                                       extensions)}
+
+
+def _notice(**changes: Any) -> dict[str, Any]:
+    notice = {"at": "2026-10-25T00:00:00Z", "channel": "email",
+              "covered": ["reasons", "legal_basis", "agencies", "expiry", "redress"]}
+    notice.update(changes)
+    return notice
 
 
 def signed(w: World, doc: dict[str, Any], signer: jws.Signer | None = None) -> str:
@@ -124,6 +141,21 @@ CASES: dict[str, Case] = {
     "op.unknown_entry": lambda w, e: (signed(w, e(op="amend", revision=2)), None),
     "op.not_active": lambda w, e: (signed(w, e(op="amend", revision=4)), REVOKED),
     "op.conflict": lambda w, e: (signed(w, e(revision=4)), ACTIVE),
+    "policy.extensions": lambda w, e: (signed(w, e(op="amend", revision=4,
+                                                   assessment=NEW_ASSESSMENT)),
+                                       in_force(e()["assessment"], extensions=1)),
+    "gate.entry_v1": lambda w, e: (signed(w, e(schema="interdict/entry/v1", decision=None,
+                                               assessment=None, notice=None)), None),
+    "gate.decision": lambda w, e: (signed(w, e(decision=None)), None),
+    "gate.assessment": lambda w, e: (signed(w, e(assessment="Necessary.  " + " " * 40)), None),
+    "gate.notice": lambda w, e: (signed(w, e(notice=None)), None),
+    "gate.notice_incomplete": lambda w, e: (signed(w, e(notice=_notice(
+        covered=["reasons", "legal_basis", "agencies", "expiry"]))), None),
+    "gate.notice_late": lambda w, e: (signed(w, e(notice=_notice(at="2026-11-02T00:00:00Z"))),
+                                      None),
+    "gate.extension_assessment": lambda w, e: (signed(w, e(
+        op="amend", revision=4, assessment=e()["assessment"].upper() + " ")),
+        in_force(e()["assessment"])),
 }
 
 
@@ -178,3 +210,74 @@ def test_revisions_in_one_batch_follow_each_other(make_entry: Callable[..., Any]
     assert kinds == ["impose", "amend", "revision.replay", "revoke"]
     second = outcomes[1]
     assert isinstance(second, Accepted) and second.gap and second.previous == 1
+
+
+# -- the entry gate -------------------------------------------------------------------------
+
+def test_a_v1_revoke_still_goes_through(make_entry: Callable[..., Any]) -> None:
+    world = World()
+    revoke = make_entry(schema="interdict/entry/v1", op="revoke", revision=4, subject=None,
+                        measures=None, expires_at=None, redress=None, listed_at=None,
+                        decision=None, assessment=None, notice=None)
+    outcome = world.admit(signed(world, revoke), ACTIVE)
+    assert isinstance(outcome, Accepted) and outcome.op == "revoke"
+
+
+def test_a_v2_revoke_needs_no_gate(make_entry: Callable[..., Any]) -> None:
+    world = World()
+    revoke = make_entry(op="revoke", revision=4, subject=None, measures=None, expires_at=None,
+                        redress=None, listed_at=None, assessment=None, notice=None)
+    assert isinstance(world.admit(signed(world, revoke), ACTIVE), Accepted)
+
+
+def test_an_exemption_replaces_the_notice_and_allows_a_later_one(
+        make_entry: Callable[..., Any]) -> None:
+    world = World()
+    exemption = {"instrument": "Civil Procedure Law", "provision": "art. 255",
+                 "ground": "notice would let the debtor move assets abroad before the order",
+                 "notice_due": "2026-11-15T00:00:00Z"}
+    alone = world.admit(signed(world, make_entry(notice=None, notice_exemption=exemption)))
+    assert isinstance(alone, Accepted)
+    deferred = world.admit(signed(world, make_entry(
+        notice=_notice(at="2026-11-14T00:00:00Z"), notice_exemption=exemption)))
+    assert isinstance(deferred, Accepted)
+
+
+def test_extensions_are_counted_and_capped(make_entry: Callable[..., Any]) -> None:
+    world = World()
+    admission = Admission(world.trust, {}, NOW, POLICY)
+    first_end, second_end, third_end = ("2027-06-01T00:00:00Z", "2028-01-01T00:00:00Z",
+                                        "2028-06-01T00:00:00Z")
+    tokens = [
+        signed(world, make_entry(expires_at=first_end)),
+        # the same end again, a new reason: an amend, not an extension
+        signed(world, make_entry(op="amend", revision=2, expires_at=first_end,
+                                 reason="partial payment made")),
+        # later, with the same assessment: refused
+        signed(world, make_entry(op="amend", revision=3, expires_at=second_end)),
+        signed(world, make_entry(op="amend", revision=3, expires_at=second_end,
+                                 assessment=NEW_ASSESSMENT)),
+        # the loan ban may be extended once
+        signed(world, make_entry(op="amend", revision=4, expires_at=third_end,
+                                 assessment=NEW_ASSESSMENT + " Reviewed again.")),
+        # without the loan ban, travel has no cap
+        signed(world, make_entry(op="amend", revision=5, expires_at=third_end.replace("06", "07"),
+                                 measures=[{"type": "travel.air"}],
+                                 assessment=NEW_ASSESSMENT + " Reviewed again.")),
+    ]
+    outcomes = [admission.admit(Published(i, t, NOW)) for i, t in enumerate(tokens)]
+    found = [o.reason if isinstance(o, Refused) else (o.extension, o.extensions)
+             for o in outcomes]
+    assert found == [(False, 0), (False, 0), "gate.extension_assessment", (True, 1),
+                     "policy.extensions", (True, 2)]
+
+
+def test_counting_extensions_starts_again_at_each_impose() -> None:
+    def at(month: int) -> datetime:
+        return datetime(2027, month, 1, tzinfo=UTC)
+
+    assert gate.count_extensions([]) == 0
+    assert gate.count_extensions([("impose", at(1)), ("amend", at(2)), ("amend", at(2)),
+                                  ("amend", at(1)), ("amend", at(3))]) == 2
+    assert gate.count_extensions([("impose", at(1)), ("amend", at(2)), ("revoke", None),
+                                  ("impose", at(3)), ("amend", at(4))]) == 1

@@ -149,6 +149,8 @@ def _setup(world: InstalledWorld, make: Make, entry_id: str,
     if not known:
         return []
     (status,) = known.values()
+    if status.expires_at is not None:  # an entry in force with this end and extensions
+        return [CASES.signed(world, document) for document in _extended(make, status)]
     if status.status == "active":
         return [CASES.signed(world, make(entry_id=entry_id, revision=status.revision))]
     return [CASES.signed(world, make(entry_id=entry_id, revision=status.revision - 1)),
@@ -157,9 +159,25 @@ def _setup(world: InstalledWorld, make: Make, entry_id: str,
                                      redress=None, listed_at=None))]
 
 
+def _extended(make: Make, status: EntryStatus) -> list[dict[str, Any]]:
+    """An impose and ``status.extensions`` extensions (a day each), ending at
+    ``status.expires_at`` with ``status.assessment`` at ``status.revision``."""
+    assert status.expires_at is not None and status.assessment is not None
+    first = status.revision - status.extensions
+    documents = []
+    for revision in range(first, status.revision + 1):
+        end = status.expires_at - timedelta(days=status.revision - revision)
+        assessment = status.assessment if revision == status.revision else (
+            f"{status.assessment} (as assessed for revision {revision})")
+        documents.append(make(op="impose" if revision == first else "amend", revision=revision,
+                              expires_at=end.isoformat().replace("+00:00", "Z"),
+                              assessment=assessment))
+    return documents
+
+
 def _policy_as_in_test_admission(installation: Installation) -> None:
     """Apply the measure policy test_admission's world has: permit.business not covered,
-    travel.rail only under the Railway Safety Act."""
+    travel.rail only under the Railway Safety Act, credit.loan extended once at most."""
     from interdict.accountability import policy
 
     with transaction(installation.db) as session:
@@ -168,6 +186,8 @@ def _policy_as_in_test_admission(installation: Installation) -> None:
                    if m in CASES.POLICY.covered}  # type: ignore[operator]
         for m, instruments in CASES.POLICY.instruments.items():
             covered[m] = {**covered[m], "instruments": sorted(instruments)}
+        for m, cap in CASES.POLICY.max_extensions.items():
+            covered[m] = {**covered[m], "max_extensions": cap}
         policy.apply(session, {**document, "version": "test", "measures": covered}, utcnow())
 
 

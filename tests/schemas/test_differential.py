@@ -18,6 +18,9 @@ from interdict import schemas
 
 EXAMPLES = resources.files("interdict.schemas").joinpath("examples")
 VALID = {kind: json.loads(EXAMPLES.joinpath(f"{kind}.json").read_text()) for kind in schemas.KINDS}
+# later versions of a kind, by example: (kind, version) -> document
+LATER = {("entry", 2): json.loads(EXAMPLES.joinpath("entry-v2.json").read_text())}
+CASES = {**{(kind, 1): document for kind, document in VALID.items()}, **LATER}
 
 ODD = [
     "", " ", "2026-11-01", "2026-11-01T00:00:00", "2026-11-01t00:00:00z", "2026-11-01T23:59:60Z",
@@ -25,7 +28,8 @@ ODD = [
     "2026-11-01T00:00:00+24:00", "2026-11-01T00:00:00-00:00", "https://example.org/a b",
     "mailto:x@example.org", "urn:x:y", "//no-scheme", "court-7/", "Court-7", "travel.air",
     "d-" + "0" * 32, "d-" + "0" * 31, "sha256:" + "0" * 64, "CN", "cn", "Latn", "latn", "1980",
-    "1980-13", "1980-02-30", "\u0000", "ü" * 5, "x" * 5000]
+    "1980-13", "1980-02-30", "2026-02-29", "2028-02-29", "2026-1-05", "\u0000", "ü" * 5,
+    "x" * 5000]
 ODD_STRINGS = st.sampled_from(ODD)
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**60), st.floats(allow_nan=False),
                    ODD_STRINGS, st.text(max_size=20), st.lists(st.integers(), max_size=2),
@@ -45,9 +49,9 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(schemas.KINDS))
-    document = copy.deepcopy(VALID[kind])
+def mutated(draw: st.DrawFn) -> tuple[str, int, Any]:
+    kind, version = draw(st.sampled_from(sorted(CASES)))
+    document = copy.deepcopy(CASES[(kind, version)])
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(document)[1:]))
         parent = document
@@ -60,26 +64,27 @@ def mutated(draw: st.DrawFn) -> tuple[str, Any]:
             parent[draw(st.sampled_from(["extra", "note", "url", "to"]))] = draw(VALUES)
         else:
             parent[path[-1]] = draw(VALUES)
-    return kind, document
+    return kind, version, document
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
-def test_both_validators_agree(case: tuple[str, Any]) -> None:
-    kind, document = case
-    reference = not schemas.problems(kind, document)
-    assert schemas.is_valid(kind, document) == reference, (kind, document)
+def test_both_validators_agree(case: tuple[str, int, Any]) -> None:
+    kind, version, document = case
+    reference = not schemas.problems(kind, document, version)
+    assert schemas.is_valid(kind, document, version) == reference, (kind, version, document)
 
 
 def test_both_validators_accept_every_example() -> None:
-    for kind, document in VALID.items():
-        assert schemas.is_valid(kind, document) and not schemas.problems(kind, document)
+    for (kind, version), document in CASES.items():
+        assert schemas.is_valid(kind, document, version)
+        assert not schemas.problems(kind, document, version)
 
 
 def test_both_validators_agree_on_every_odd_string_at_every_string_field() -> None:
     """Exhaustive where random search is thin: formats and patterns are where they differ."""
     disagreements = []
-    for kind, example in VALID.items():
+    for (kind, version), example in CASES.items():
         for path in _paths(example)[1:]:
             parent = example
             for step in path[:-1]:
@@ -92,6 +97,7 @@ def test_both_validators_agree_on_every_odd_string_at_every_string_field() -> No
                 for step in path[:-1]:
                     target = target[step]
                 target[path[-1]] = value
-                if schemas.is_valid(kind, document) != (not schemas.problems(kind, document)):
-                    disagreements.append((kind, path, value))
+                if schemas.is_valid(kind, document, version) != (
+                        not schemas.problems(kind, document, version)):
+                    disagreements.append((kind, version, path, value))
     assert disagreements == []

@@ -30,6 +30,9 @@ INVALID = {
     "invalid-audit-event-ref-name.json": ("/refs", "pattern"),  # via propertyNames
     "invalid-agency-manifest-endpoint.json": ("/settings/endpoint", "format"),
     "invalid-agency-manifest-subject-field.json": ("/subject_fields/1", "enum"),
+    "invalid-entry-v2-no-notice.json": ("", "anyOf"),  # neither notice nor notice_exemption
+    "invalid-entry-v2-decision-date.json": ("/decision/date", "format"),
+    "invalid-entry-v2-notice-item.json": ("/notice/covered/1", "enum"),
 }
 
 
@@ -40,6 +43,11 @@ def _load(name: str) -> Any:
 def _kind(name: str) -> str:
     stem = name.removeprefix("invalid-").removesuffix(".json")
     return next(k for k in sorted(schemas.KINDS, key=len, reverse=True) if stem.startswith(k))
+
+
+def _version(name: str) -> int:
+    """The schema version an example names (v1 when it names none, as a manifest)."""
+    return schemas.declared_version(_kind(name), _load(name)) or 1
 
 
 def test_every_schema_has_an_id_a_version_and_the_2020_12_dialect() -> None:
@@ -58,9 +66,20 @@ def test_each_kind_has_a_valid_example(kind: str) -> None:
         assert document["schema"] == schemas.document_schema(kind)
 
 
-@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json"])
+@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json", "entry-v2.json",
+                                  "entry-v2-revoke.json"])
 def test_other_valid_examples(name: str) -> None:
-    assert schemas.problems(_kind(name), _load(name)) == []
+    assert schemas.problems(_kind(name), _load(name), _version(name)) == []
+
+
+def test_entry_v2_is_the_gate_on_top_of_v1() -> None:
+    v2 = schemas.load("entry", 2)
+    assert v2["$id"] == schemas.schema_id("entry", 2) and v2["x-version"] == 2
+    assert _version("entry-v2.json") == 2 and _version("entry.json") == 1
+    assert set(v2["properties"]) - set(schemas.load("entry")["properties"]) == {
+        "decision", "assessment", "notice", "notice_exemption"}
+    assert schemas.declared_version("entry", {"schema": "interdict/entry/v3"}) is None
+    assert schemas.declared_version("entry", {"schema": "interdict/entry/v02"}) is None
 
 
 def test_every_invalid_example_is_listed_here() -> None:
@@ -71,11 +90,11 @@ def test_every_invalid_example_is_listed_here() -> None:
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_variant_fails_with_path_and_reason(name: str) -> None:
     path, keyword = INVALID[name]
-    found = schemas.problems(_kind(name), _load(name))
+    found = schemas.problems(_kind(name), _load(name), _version(name))
     assert found, f"{name} validated"
     assert (found[0].path, found[0].keyword) == (path, keyword), found[0]
     with pytest.raises(DocumentError, match=f"at {path or '/'}") as raised:
-        schemas.check(_kind(name), _load(name))
+        schemas.check(_kind(name), _load(name), _version(name))
     expected = "schema.unknown_field" if keyword == "additionalProperties" else "schema.violation"
     assert raised.value.code == expected
 
