@@ -34,7 +34,7 @@ CHUNK = 2000
 
 def entry(i: int) -> dict[str, Any]:
     return {
-        "schema": "interdict/entry/v1", "entry_id": f"court-7/{i:08d}", "revision": 1,
+        "schema": "interdict/entry/v2", "entry_id": f"court-7/{i:08d}", "revision": 1,
         "op": "impose", "issuer": "court-7",
         "subject": {"type": "person",
                     "names": [{"value": "Zhang Wei", "kind": "primary", "script": "Latn"},
@@ -48,6 +48,12 @@ def entry(i: int) -> dict[str, Any]:
         "listed_at": "2026-11-01T00:00:00Z", "effective_from": "2026-11-01T00:00:00Z",
         "expires_at": "2028-11-01T00:00:00Z",
         "redress": {"authority": "court-7", "contact": "appeals@court-7.example"},
+        "decision": {"reference": f"(2026) Case {i}", "authority": "Court 7",
+                     "date": "2026-10-20"},
+        "assessment": "The debtor has the means to pay and has not performed the judgment; "
+                      "the restriction is the least intrusive measure left.",
+        "notice": {"at": "2026-10-25T00:00:00Z", "channel": "registered_post",
+                   "covered": ["reasons", "legal_basis", "agencies", "expiry", "redress"]},
     }
 
 

@@ -14,6 +14,7 @@ from interdict import issuers, schemas
 from interdict.auditlog import log
 from interdict.cli.app import JsonFlag, app, options
 from interdict.cli.output import emit_json, out, table
+from interdict.entries import gate
 from interdict.errors import DocumentError, UsageError
 from interdict.installation import Installation
 from interdict.keys import truststore
@@ -199,8 +200,17 @@ def _entry(file: Path) -> dict[str, object]:
         raise DocumentError(f"{file}: {exc}", code="entry.json") from None
     if not isinstance(document, dict):
         raise DocumentError(f"{file}: an entry is a JSON object", code="entry.json")
+    version = schemas.declared_version("entry", document)
+    if version is None:
+        raise DocumentError(f"{file}: /schema {document.get('schema')!r} is not "
+                            f"{schemas.document_schema('entry', 2)!r}",
+                            code="schema.unknown_version")
+    # the same gate as admission, first, so the error names what to add
+    problem = gate.v1_problem(document) if version == 1 else gate.missing(document)
+    if problem is not None:
+        raise DocumentError(f"{file}: {problem[1]}", code=problem[0])
     try:
-        schemas.check("entry", document)
+        schemas.check("entry", document, version)
     except DocumentError as exc:
         raise DocumentError(f"{file}: {exc.message}", code=exc.code) from None
     return document

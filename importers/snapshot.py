@@ -3,8 +3,11 @@
 A parser (``un_xml``, ``us_csl``) turns one published file into a ``Snapshot``: when the
 publisher generated it, and one ``Record`` per listing, keyed by the publisher's stable record
 id. A record's ``content`` is everything of the entry that comes from the list (subject,
-measures, legal basis, reason, listing date, redress, provenance); ``entry`` adds what comes
-from this import (the issuer, revision, op, dates, the file it was read from).
+measures, legal basis, reason, listing date, redress, provenance); its ``gate`` is the entry
+gate's decision and notice exemption the list implies (derived from the content, so left out
+of the digest); ``entry`` adds what comes from this import (the issuer, revision, op, dates,
+the file it was read from, and the assessment, which names this import: a renewal is an
+extension and needs a new one).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from interdict import schemas
+from interdict.importers.text import limit
 from interdict.keys.jws import canonical_json
 
-ENTRY_SCHEMA = schemas.document_schema("entry")
+ENTRY_SCHEMA = schemas.document_schema("entry", 2)
 TRAVEL = ("travel.air", "travel.rail", "travel.sea")
 
 
@@ -28,6 +32,7 @@ class Record:
     content: dict[str, Any]
     ends_at: datetime | None = None  # the end the publisher itself gives the listing, if any
     problem: str | None = None  # why this record cannot become an entry, if it cannot
+    gate: dict[str, Any] = field(default_factory=dict)  # decision, notice_exemption
 
     @property
     def digest(self) -> str:
@@ -75,7 +80,20 @@ def entry(issuer: str, snapshot: Snapshot, record: Record, *, op: str, revision:
             "revision": revision, "op": op, "issuer": issuer, **record.content,
             "source": {**record.content["source"], "file": snapshot.file,
                        "generated_at": iso(snapshot.generated_at)},
-            "effective_from": iso(now), "expires_at": iso(expires)}
+            "effective_from": iso(now), "expires_at": iso(expires), **record.gate,
+            "assessment": assessment(snapshot, record, now)}
+
+
+def assessment(snapshot: Snapshot, record: Record, now: datetime) -> str:
+    """What an imported entry says for the individual assessment: it is the listing body's,
+    and this import confirmed the listing (so each import's statement is new)."""
+    decision = record.gate.get("decision", {})
+    return limit(
+        "The individual assessment is the listing body's: "
+        f"{decision.get('authority', snapshot.publisher)} listed {record.record_id} (decision "
+        f"{decision.get('reference', record.record_id)}), and an authority implementing the "
+        f"{snapshot.instrument} applies its measures as listed. Confirmed on {snapshot.file}, "
+        f"generated {iso(snapshot.generated_at)}, by the import of {iso(now)}.", 2000)
 
 
 def revocation(issuer: str, snapshot: Snapshot, record_id: str, *, revision: int,
@@ -91,5 +109,5 @@ def revocation(issuer: str, snapshot: Snapshot, record_id: str, *, revision: int
 
 def check(document: dict[str, Any]) -> str | None:
     """The first schema problem of a built entry, or None when it is valid."""
-    found = schemas.problems("entry", document)
+    found = schemas.problems("entry", document, 2)
     return str(found[0]) if found else None

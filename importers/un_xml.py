@@ -35,6 +35,13 @@ OMBUDSPERSON = {"authority": "Office of the Ombudsperson to the ISIL (Da'esh) an
                 "url": "https://www.un.org/securitycouncil/ombudsperson"}
 FOCAL_POINT = {"authority": "Focal Point for De-listing, United Nations Security Council",
                "url": "https://www.un.org/securitycouncil/sanctions/delisting"}
+# The entry gate's notice: the Security Council's own procedure notifies the listed party, so
+# an authority implementing the list records that exemption rather than a notice of its own.
+NOTICE_GROUND = ("Under the Security Council's procedure the listed individual or entity is "
+                 "notified after listing through the State(s) of residence and nationality, "
+                 "which the Secretariat informs, with the narrative summary of reasons and the "
+                 "de-listing procedure; an authority implementing the list does not notify the "
+                 "subject itself.")
 
 
 @dataclass(frozen=True)
@@ -146,13 +153,18 @@ def _record(element: ET.Element, person: bool) -> Record:
         "source": {"publisher": PUBLISHER, "record_id": reference, "url": LIST_URL},
     }
     problem = None
+    gate: dict[str, Any] = {"notice_exemption": {"instrument": chosen.instrument,
+                                                 "ground": NOTICE_GROUND}}
     if listed is not None and len(listed) == 10:
         content["listed_at"] = day(listed)
+        gate["decision"] = {"reference": reference, "date": listed, "url": LIST_URL,
+                            "authority": f"United Nations Security Council, {chosen.name} "
+                                         "sanctions committee"}
     else:
         problem = f"LISTED_ON {_t(element, 'LISTED_ON')!r} is not a date"
     if not subject["names"]:
         problem = "the record has no name"
-    return Record(reference, content, problem=problem)
+    return Record(reference, content, problem=problem, gate=gate)
 
 
 def _name(value: str, kind: str, quality: str | None = None) -> dict[str, str]:

@@ -32,6 +32,13 @@ SOURCE = "us-csl"
 PUBLISHER = "US Consolidated Screening List (trade.gov)"
 LIST_NAME = "US Consolidated Screening List"
 REQUIRED_COLUMNS = ("source", "name")
+# The entry gate's notice: a listing published in the Federal Register is notice in law
+# (44 U.S.C. 1507); whoever screens against the list does not notify the subject itself.
+NOTICE_INSTRUMENT = "Federal Register Act, 44 U.S.C. 1507"
+NOTICE_GROUND = ("The listing agency publishes the listing, with its reasons and how to seek "
+                 "removal, in the Federal Register, which is notice to the listed party in law; "
+                 "an institution applying the Consolidated Screening List does not notify the "
+                 "subject itself.")
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def parse(data: bytes, file: str, sha256: str, *,
             record_id = f"{record.record_id}-{n}"
         snapshot.records[record_id] = Record(record_id, {
             **record.content, "source": {**record.content["source"], "record_id": record_id}},
-            record.ends_at, record.problem)
+            record.ends_at, record.problem, record.gate)
     return snapshot
 
 
@@ -165,7 +172,11 @@ def _record(row: dict[str, str], generated: datetime, line: int) -> Record:
     end = partial_date(row.get("end_date", ""))
     ends_at = datetime.fromisoformat(end).replace(tzinfo=UTC) if end and len(end) == 10 else None
     problem = None if row.get("name") else f"row {line} has no name"
-    return Record(record_id, content, ends_at, problem)
+    decision = {"reference": limit(row.get("federal_register_notice") or record_id, 500),
+                "authority": kind.redress["authority"], "date": content["listed_at"][:10]}
+    return Record(record_id, content, ends_at, problem, gate={
+        "decision": decision,
+        "notice_exemption": {"instrument": NOTICE_INSTRUMENT, "ground": NOTICE_GROUND}})
 
 
 def _start(row: dict[str, str]) -> str | None:

@@ -47,9 +47,15 @@ def test_issuer_commands_refuse_bad_input_with_codes(capsys: pytest.CaptureFixtu
     code, _, err = run(capsys, "issuer", "add", "court-7", "--measures", "travel.air")
     assert code == 1 and "error[issuer.exists]" in err
     entry = tmp_path / "entry.json"
-    entry.write_text('{"schema": "interdict/entry/v1", "op": "impose"}')
+    entry.write_text('{"schema": "interdict/entry/v2", "op": "revoke"}')
     code, _, err = run(capsys, "publish", str(entry), "--issuer", "court-7")
     assert code == 1 and "error[schema.violation]" in err and str(entry) in err
+    entry.write_text('{"schema": "interdict/entry/v2", "op": "impose"}')
+    code, _, err = run(capsys, "publish", str(entry), "--issuer", "court-7")
+    assert code == 1 and "error[gate.decision]" in err
+    entry.write_text('{"schema": "interdict/entry/v1", "op": "impose"}')
+    code, _, err = run(capsys, "publish", str(entry), "--issuer", "court-7")
+    assert code == 1 and "error[gate.entry_v1]" in err and "interdict/entry/v2" in err
     code, _, err = run(capsys, "publish", str(entry))
     assert code == 1 and "error[usage]" in err
 
@@ -65,13 +71,14 @@ def test_demo_end_to_end_twice(tmp_path: Path, prefect_api: str) -> None:
                               check=check, timeout=300)
 
     first = json.loads(interdict("demo", "--json").stdout)
-    assert first["published"] == 13
-    assert (first["sync"]["accepted"], first["sync"]["quarantined"]) == (7, 6)
+    assert first["published"] == 14
+    assert (first["sync"]["accepted"], first["sync"]["quarantined"]) == (7, 7)
     delivered = {a: d["delivered"] for a, d in first["sync"]["directives"].items()}
     assert delivered == {"loans": 6, "permits": 2, "travel": 6}
     reasons = sorted(q["reason"] for q in first["quarantine"])
-    assert reasons == ["issuer.measure_not_authorised", "issuer.unknown", "policy.duration",
-                       "revision.replay", "schema.violation", "signature.invalid"]
+    assert reasons == ["gate.notice", "issuer.measure_not_authorised", "issuer.unknown",
+                       "policy.duration", "revision.replay", "schema.violation",
+                       "signature.invalid"]
 
     second = json.loads(interdict("demo", "--json").stdout)
     assert second["published"] == 0 and second["sync"]["accepted"] == 0
@@ -91,4 +98,4 @@ def test_demo_end_to_end_twice(tmp_path: Path, prefect_api: str) -> None:
     assert status["directives"] == {"delivered": 14}
     assert status["audit_log"]["checkpoint"] == status["audit_log"]["size"]
     listed = json.loads(interdict("quarantine", "list", "--json").stdout)
-    assert {q["seq"] for q in listed} == {8, 9, 10, 11, 12, 13}
+    assert {q["seq"] for q in listed} == {8, 9, 10, 11, 12, 13, 14}

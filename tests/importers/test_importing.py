@@ -167,6 +167,9 @@ def test_entries_are_renewed_when_a_quarter_of_their_validity_is_left(
     renewed = published(list_issuers, after=110)
     assert {d["expires_at"] for d in renewed if d["entry_id"].startswith("us-csl/SDN")} == {
         (start + timedelta(days=665)).isoformat().replace("+00:00", "Z")}
+    # a renewal is an extension: it carries a new assessment, naming this import
+    before = {d["entry_id"]: d["assessment"] for d in published(list_issuers, after=0)[:110]}
+    assert all(d["assessment"] != before[d["entry_id"]] for d in renewed)
 
 
 def test_a_listing_the_list_ends_early_is_revoked(list_issuers: Installation,

@@ -137,6 +137,22 @@ def test_regime_legal_basis_listing_date_and_provenance(
                for d in accepted.values())
 
 
+
+def test_the_entry_gate_is_the_un_listing_and_its_notification(
+        accepted: dict[str, dict[str, Any]]) -> None:
+    document = accepted["CDi.001"]
+    assert document["schema"] == "interdict/entry/v2"
+    assert document["decision"] == {
+        "reference": "CDi.001", "date": "2012-12-31", "url": un_xml.LIST_URL,
+        "authority": "United Nations Security Council, Democratic Republic of the Congo "
+                     "sanctions committee"}
+    assert document["notice_exemption"] == {
+        "instrument": "UN Security Council resolution 1533 (2004)",
+        "ground": un_xml.NOTICE_GROUND}
+    assert "notice" not in document
+    assert "CDi.001" in document["assessment"] and "import of" in document["assessment"]
+
+
 def test_measures_follow_the_regime(accepted: dict[str, dict[str, Any]]) -> None:
     def measures(reference: str) -> set[str]:
         return {m["type"] for m in accepted[reference]["measures"]}

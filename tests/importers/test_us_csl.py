@@ -103,6 +103,11 @@ def test_measures_and_legal_basis_follow_the_list(accepted: dict[str, dict[str, 
                                    "url": "http://bit.ly/1QWTIfE",
                                    "file": "us_trade_csl_2019.csv",
                                    "generated_at": "2019-08-13T00:00:00Z"}
+    assert transneft["decision"]["authority"] == us_csl.LISTS["SSI"].redress["authority"]
+    assert transneft["decision"]["date"] == transneft["listed_at"][:10]
+    assert transneft["notice_exemption"]["instrument"] == us_csl.NOTICE_INSTRUMENT
+    with_notice = [d for d in accepted.values() if d["decision"]["reference"].find(" FR ") > 0]
+    assert with_notice, "the Federal Register citation is the decision, where the list has one"
 
 
 def test_identifiers_dates_and_subject_types(accepted: dict[str, dict[str, Any]]) -> None:
