@@ -15,6 +15,7 @@ from interdict.cli.output import emit_json, err, out, table
 from interdict.errors import UsageError
 from interdict.installation import Installation
 from interdict.storage import transaction, utcnow
+from interdict.storage.models import Issuer
 
 LATE_EXIT = 4  # `interdict slo` when a lift is past its deadline: monitoring branches on it
 
@@ -233,15 +234,20 @@ def review_due(
     within: Annotated[str, typer.Option("--within", metavar="DURATION",
                                         help="How far ahead to look (e.g. 30d, 120d).")]
     = "120d",
+    issuer: Annotated[str | None, typer.Option(
+        "--issuer", metavar="ID", help="Only this issuer's entries: its own list")] = None,
     json: JsonFlag = False,
 ) -> None:
     """Entries in force whose expiry or review date (latest revision + the policy's review
-    interval) falls within the window, per issuer. Each is warned once per revision
-    (audit event review.due)."""
+    interval) falls within the window, per issuer, with their extensions so far. Each is
+    warned once per revision (audit event review.due). Extend one by publishing an amend
+    with a new assessment."""
     window = parse_duration(within)
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
-        data = review.report(session, utcnow(), window)
+        if issuer is not None and session.get(Issuer, issuer) is None:
+            raise UsageError(f"no issuer {issuer!r} is registered", code="issuer.unknown")
+        data = review.report(session, utcnow(), window, issuer)
     if json:
         emit_json(data)
         return
@@ -249,6 +255,11 @@ def review_due(
         out.print(f"nothing due within {data['within_days']} days")
     for issuer, items in data["issuers"].items():
         table(f"{issuer}: due within {data['within_days']} days",
-              ("entry", "rev", "due", "kind", "days left", "warned now"),
+              ("entry", "rev", "due", "kind", "days left", "extensions", "warned now"),
               [(d["entry_id"], d["revision"], d["due_at"], d["kind"], d["days_left"],
-                "yes" if d["warned_now"] else "") for d in items])
+                _extensions(d), "yes" if d["warned_now"] else "") for d in items])
+
+
+def _extensions(item: dict[str, Any]) -> str:
+    cap = item["max_extensions"]
+    return f"{item['extensions']}" if cap is None else f"{item['extensions']} of {cap}"

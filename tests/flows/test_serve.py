@@ -29,11 +29,12 @@ from interdict.storage import transaction
 Make = Callable[..., dict[str, Any]]
 
 
-def test_the_deployments_schedule_sync_and_reconcile_one_at_a_time(tmp_path: Path) -> None:
+def test_the_deployments_schedule_sync_reconcile_and_review_one_at_a_time(tmp_path: Path
+                                                                          ) -> None:
     made = {d.flow_name: d for d in deployments(str(tmp_path), name="east", sync_every=120,
                                                 reconcile_every=7200)}
-    assert set(made) == {"sync", "reconcile"}
-    for flow_name, every in (("sync", 120), ("reconcile", 7200)):
+    assert set(made) == {"sync", "reconcile", "review"}
+    for flow_name, every in (("sync", 120), ("reconcile", 7200), ("review", 86400)):
         deployment = made[flow_name]
         assert deployment.name == "east"
         assert deployment.parameters == {"home": str(tmp_path)}
