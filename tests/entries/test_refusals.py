@@ -226,3 +226,44 @@ def test_every_refusal_class_beside_good_entries_in_one_sync(
     assert cursor is not None and cursor.position == seqs[-1]
     travel = report["directives"]["travel"]
     assert travel["delivered"] >= len(REASONS) and travel["failed"] == 0
+
+
+def test_an_extension_beyond_the_cap_is_released_by_retry_once_the_policy_allows_it(
+        installation: Installation, make_entry: Make) -> None:
+    """Extensions are counted from the stored revisions; `quarantine retry` re-examines a
+    refused one under the policy in force. A v1 impose stays refused: it is wrong in itself."""
+    from interdict import issuers
+    from interdict.accountability import policy
+    from interdict.entries import store
+    from interdict.flows.ingest import ingest_once
+
+    def with_cap(cap: int) -> None:
+        with transaction(installation.db) as session:
+            document = policy.active(session).document
+            measures = {m: {**r, "max_extensions": cap} for m, r in document["measures"].items()}
+            policy.apply(session, {**document, "version": f"cap {cap}", "measures": measures},
+                         utcnow())
+
+    def extension(revision: int, month: str) -> dict[str, Any]:
+        return make_entry(op="amend", revision=revision, expires_at=f"2028-{month}-01T00:00:00Z",
+                          assessment=f"Reviewed in round {revision}: the judgment is still "
+                                     "unperformed, so the restriction remains necessary.")
+
+    with_cap(1)
+    installation.public.publish(issuers.sign(installation, "court-7", [
+        make_entry(expires_at="2028-01-01T00:00:00Z"), extension(2, "02"), extension(3, "03"),
+        make_entry(entry_id="court-7/old", schema="interdict/entry/v1", decision=None,
+                   assessment=None, notice=None)]))
+    ingest_once(str(installation.home.root))
+    with transaction(installation.db) as session:
+        refused = dict(session.execute(sa.select(QuarantinedEntry.public_seq,
+                                                 QuarantinedEntry.reason)).all())
+    assert refused == {3: "policy.extensions", 4: "gate.entry_v1"}
+
+    with_cap(2)
+    retried = {r.seq: r for r in store.retry(installation.db, installation.public)}
+    assert retried[3].outcome == "released" and retried[3].previous == "policy.extensions"
+    assert retried[4].outcome == "refused" and retried[4].reason == "gate.entry_v1"
+    with transaction(installation.db) as session:
+        facts = store.extension_facts(session, [("court-7", "court-7/case-1")])
+    assert facts[("court-7", "court-7/case-1")][2] == 2
