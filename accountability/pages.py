@@ -58,6 +58,27 @@ def _redress(redress: Mapping[str, Any]) -> str:
     return text
 
 
+def _decision(decision: Mapping[str, Any] | None) -> str | None:
+    if not decision:
+        return None
+    return f"{decision['reference']}, {decision['authority']}, {decision['date']}"
+
+
+def _notice(notice: Mapping[str, Any] | None) -> str | None:
+    if not notice:
+        return None
+    channel = str(notice["channel"]).replace("_", " ")
+    return f"{notice['at']} by {channel}, of: {', '.join(notice['covered']).replace('_', ' ')}"
+
+
+def _exemption(exemption: Mapping[str, Any] | None) -> str | None:
+    if not exemption:
+        return None
+    text = f"{exemption['instrument']}: {exemption['ground']}"
+    return text + (f" (notice due {exemption['notice_due']})" if exemption.get("notice_due")
+                   else "")
+
+
 def _held(subject: Mapping[str, Any]) -> str:
     names = ", ".join(n["value"] for n in subject.get("names", []))
     ids = ", ".join(f"{i['scheme']} {i['value']}" for i in subject.get("identifiers", []))
@@ -85,6 +106,10 @@ def subject_page(report: Mapping[str, Any]) -> str:
                           ("reason", m["reason"]), ("listed", m["listed_at"]),
                           ("in force from", m["effective_from"]),
                           ("ends", m["expires_at"]), ("lifted", m["lifted_at"]),
+                          ("decision", _decision(m.get("decision"))),
+                          ("why it is necessary", m.get("assessment")),
+                          ("you were told", _notice(m.get("notice"))),
+                          ("exemption from notice", _exemption(m.get("notice_exemption"))),
                           ("how to appeal", _redress(m["redress"]))]))
         parts.append("<h3>Data held</h3>" + _held(m["data_held"]))
         rows = [(agency, d["action"], d["revision"], d["status"], ", ".join(d["fields_sent"]),

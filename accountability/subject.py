@@ -136,6 +136,9 @@ def _measure(session: Session, key: tuple[str, str],
         "listed_at": imposed.get("listed_at"), "effective_from": imposed["effective_from"],
         "expires_at": imposed["expires_at"], "lifted_at": lifted_at,
         "redress": last.get("redress") or imposed["redress"],
+        # the entry gate (entry v2; absent from v1 entries): the decision, why, and notice
+        "decision": imposed.get("decision"), "assessment": imposed.get("assessment"),
+        "notice": imposed.get("notice"), "notice_exemption": imposed.get("notice_exemption"),
         "data_held": imposed.get("subject", {}),
         "revisions": [{"revision": r.revision, "op": r.op, "accepted_at": iso(r.accepted_at)}
                       for r, _ in revisions],

@@ -29,6 +29,8 @@ def test_the_report_lists_exactly_that_subjects_measures(synced: Installation) -
     assert active["measures"] == ["travel.air", "credit.loan"]
     assert active["legal_basis"]["instrument"] == "Civil Procedure Law"
     assert active["redress"]["authority"] == "Court 7 review chamber"
+    assert active["decision"]["reference"] == "(2026) Court 7 No. 1"
+    assert active["notice"]["channel"] == "registered_post" and active["assessment"]
     assert {a: [d["action"] for d in ds] for a, ds in active["agencies"].items()} == {
         "travel": ["impose"], "loans": ["impose"]}
     loans = active["agencies"]["loans"][0]
@@ -94,6 +96,7 @@ def test_subject_report_command_json_and_html(synced: Installation, tmp_path: Pa
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html
     assert "src=" not in html and "href=" not in html  # self-contained: nothing external
     assert "Court 7 review chamber" in html and "张伟" in html and "Li Na" not in html
+    assert "why it is necessary" in html and "by registered post, of: reasons" in html
     assert main([*home, "subject", "report", "--id", ZHANG, "--purpose", "SAR 1"]) == 0
     assert "court-7/case-1" in capsys.readouterr().out
     assert main([*home, "subject", "report", "--id", "E1", "--purpose", "SAR 1"]) == 1
