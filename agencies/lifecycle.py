@@ -31,6 +31,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from interdict.accountability.policy import active as policy_in_force
+from interdict.accountability.policy import restrict
 from interdict.auditlog import log
 from interdict.directives import outbox
 from interdict.directives.document import Cause, directive_id
@@ -156,7 +158,9 @@ def release(installation: Installation, agency_id: str, *, backfill: bool,
     while True:
         with transaction(installation.db) as session:
             agency = locked(session, agency_id)
-            route = AgencyRoute.from_manifest(agency.manifest, agency.status)
+            # what the policy in force gives it (the default: what its manifest asks for)
+            route = restrict(policy_in_force(session), [
+                AgencyRoute.from_manifest(agency.manifest, agency.status)])[0]
             now = utcnow()
             batch = _in_force(session, after, batch_size, now)
             if not batch:

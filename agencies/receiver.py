@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -171,14 +172,16 @@ class Receiver:
     # -- what it holds -----------------------------------------------------------------------
 
     def holdings(self) -> list[str]:
-        """Per entry, the latest directive (by revision; a lift ends an imposition of the same
-        revision, as expiry does) when it imposes or amends."""
+        """Per entry, the latest directive when it imposes or amends: by revision, then by
+        ``issued_at`` (a measure policy re-routes an entry without a new revision: a lift,
+        then an impose when a later policy gives the measure back); at the same revision and
+        time a lift ends an imposition, as expiry does."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT directive_id, issuer, entry_id, revision, action FROM directive "
-                "ORDER BY revision, action = 'lift'").fetchall()
+                "SELECT directive_id, issuer, entry_id, revision, action, jws FROM directive"
+            ).fetchall()
         latest: dict[tuple[str, str], tuple[str, str]] = {}
-        for directive_id, issuer, entry_id, _, action in rows:
+        for directive_id, issuer, entry_id, _, action, _ in sorted(rows, key=_order):
             latest[(issuer, entry_id)] = (directive_id, action)
         return sorted(d for d, action in latest.values() if action != "lift")
 
@@ -190,6 +193,18 @@ class Receiver:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _order(row: tuple[Any, ...]) -> tuple[int, str, bool]:
+    # issued_at normalised to one format, so the strings order as the times (every stored
+    # token was verified before it was stored)
+    issued = json.loads(unb64u(row[5].split(".")[1]))["issued_at"]
+    return row[3], _utc(issued), row[4] == "lift"
+
+
+def _utc(stamp: str) -> str:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).isoformat(
+        timespec="microseconds")
 
 
 def load_engine_keys(path: Path) -> dict[str, bytes]:

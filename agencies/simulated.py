@@ -137,13 +137,13 @@ class SimulatedAgency(Adapter):
         ref = document["entry_ref"]
         key, revision = ref["entry_id"], ref["revision"]
         current = batch.current.get(key)
-        if current is not None and (current["revision"] > revision or (
-                current["status"] == "lifted" and current["revision"] == revision)):
+        if current is not None and _supersedes(current, document):
             return f"superseded by revision {current['revision']} ({current['status']})"
         if document["action"] == "lift":
             # With no row, the lift overtook its impose: the lifted row it leaves behind
             # keeps the late impose of the same revision from bringing the restriction back.
-            batch.put(key, {**(current or {"document": document}), "status": "lifted",
+            # The row keeps the lift itself: its issued_at orders what comes after it.
+            batch.put(key, {**(current or {}), "document": document, "status": "lifted",
                             "lifted_at": utcnow(), "revision": revision,
                             "directive_id": document["directive_id"]})
             if current is not None and current["status"] == "active":
@@ -230,6 +230,20 @@ class _Batch:
     def _row(self, key: str) -> dict[str, Any]:
         row = self.current[key]
         return {column.name: row.get(column.name) for column in restriction.c}
+
+
+def _supersedes(current: dict[str, Any], document: dict[str, Any]) -> bool:
+    """Whether what the agency holds for an entry is newer than a directive: a later
+    revision, or the same revision issued later (a measure policy re-routes an entry without
+    a new revision: a lift, then an impose when a later policy gives the measure back). At
+    the same revision and time a lift wins, so a late impose never undoes it."""
+    held = (current["revision"], _issued(current["document"]))
+    incoming = (document["entry_ref"]["revision"], _issued(document))
+    return held > incoming or (held == incoming and current["status"] == "lifted")
+
+
+def _issued(document: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(document["issued_at"]).replace("Z", "+00:00"))
 
 
 def _claimed(token: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ INVALID = {
     "invalid-entry-revision-zero.json": ("/revision", "minimum"),
     "invalid-directive-no-legal-basis.json": ("", "required"),
     "invalid-directive-no-redress.json": ("", "required"),
+    "invalid-directive-no-policy.json": ("", "required"),
     "invalid-receipt-rejected-without-detail.json": ("", "required"),
     "invalid-audit-event-ref-name.json": ("/refs", "pattern"),  # via propertyNames
     "invalid-agency-manifest-endpoint.json": ("/settings/endpoint", "format"),
@@ -42,12 +43,20 @@ def _kind(name: str) -> str:
     return next(k for k in sorted(schemas.KINDS, key=len, reverse=True) if stem.startswith(k))
 
 
+def _version(name: str) -> int | None:
+    """The version the example names (examples of older versions stay valid against theirs)."""
+    document = _load(name)
+    return schemas.declared_version(_kind(name), document) if "schema" in document else None
+
+
 def test_every_schema_has_an_id_a_version_and_the_2020_12_dialect() -> None:
     for kind in (*schemas.KINDS, "common"):
-        schema = schemas.load(kind)
-        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-        assert schema["$id"] == schemas.schema_id(kind)
-        assert schema["x-version"] == 1
+        for version in schemas.versions(kind):
+            schema = schemas.load(kind, version)
+            assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+            assert schema["$id"] == schemas.schema_id(kind, version)
+            assert schema["x-version"] == version
+        assert schemas.versions(kind)[-1] == schemas.current(kind)
 
 
 @pytest.mark.parametrize("kind", schemas.KINDS)
@@ -58,9 +67,20 @@ def test_each_kind_has_a_valid_example(kind: str) -> None:
         assert document["schema"] == schemas.document_schema(kind)
 
 
-@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json"])
+@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json",
+                                  "directive-v1.json"])
 def test_other_valid_examples(name: str) -> None:
-    assert schemas.problems(_kind(name), _load(name)) == []
+    assert schemas.problems(_kind(name), _load(name), _version(name)) == []
+
+
+def test_a_document_of_an_older_version_is_checked_against_its_own_schema() -> None:
+    v1 = _load("directive-v1.json")
+    assert schemas.declared_version("directive", v1) == 1
+    assert schemas.problems("directive", v1, 1) == []
+    assert {p.path for p in schemas.problems("directive", v1)} == {"/schema", ""}  # not v2
+    with pytest.raises(DocumentError) as raised:
+        schemas.declared_version("directive", {**v1, "schema": "interdict/directive/v9"})
+    assert raised.value.code == "schema.unknown_version"
 
 
 def test_every_invalid_example_is_listed_here() -> None:
@@ -71,11 +91,11 @@ def test_every_invalid_example_is_listed_here() -> None:
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_variant_fails_with_path_and_reason(name: str) -> None:
     path, keyword = INVALID[name]
-    found = schemas.problems(_kind(name), _load(name))
+    found = schemas.problems(_kind(name), _load(name), _version(name))
     assert found, f"{name} validated"
     assert (found[0].path, found[0].keyword) == (path, keyword), found[0]
     with pytest.raises(DocumentError, match=f"at {path or '/'}") as raised:
-        schemas.check(_kind(name), _load(name))
+        schemas.check(_kind(name), _load(name), _version(name))
     expected = "schema.unknown_field" if keyword == "additionalProperties" else "schema.violation"
     assert raised.value.code == expected
 
