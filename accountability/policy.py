@@ -206,6 +206,7 @@ class Applied:
     policy: Policy
     previous: str
     changes: list[dict[str, Any]]
+    seq: int | None = None  # of its ``policy.applied`` event; None when nothing was recorded
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.policy.digest, "previous": self.previous,
@@ -229,8 +230,8 @@ def apply(session: Session, document: dict[str, Any], now: datetime,
         return Applied(current, current.digest, [])
     session.add(AppliedPolicy(digest=policy.digest, document=canonical_json(document).decode(),
                               applied_by=policy.applied_by or "", applied_at=now))
-    log.append(session, [log.event(APPLIED, actor=policy.applied_by or log.ENGINE,
-                                   digest=policy.digest, previous=current.digest,
-                                   version=str(document["version"])[:100],
-                                   changes=len(changes))])
-    return Applied(policy, current.digest, changes)
+    seqs = log.append(session, [log.event(APPLIED, actor=policy.applied_by or log.ENGINE,
+                                          digest=policy.digest, previous=current.digest,
+                                          version=str(document["version"])[:100],
+                                          changes=len(changes))])
+    return Applied(policy, current.digest, changes, seqs[0])

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interdict.accountability import lifts, pages, policy, review, stats, subject
+from interdict.accountability import lifts, pages, policy, reroute, review, stats, subject
 from interdict.accountability.timing import parse_duration
 from interdict.cli.app import JsonFlag, app, options
 from interdict.cli.output import emit_json, err, out, table
@@ -208,19 +208,27 @@ def policy_diff(ctx: typer.Context, file: PolicyFile, json: JsonFlag = False) ->
 @policy_app.command("apply")
 def policy_apply(ctx: typer.Context, file: PolicyFile, json: JsonFlag = False) -> None:
     """Validate FILE, show what changes, and put it in force: who applied it and its digest
-    go to the audit log (policy.applied)."""
+    go to the audit log (policy.applied). Entries in force are re-routed under it in the same
+    transaction: the impose, amend and lift directives it causes are queued in the outbox
+    for the next sync or dispatch (policy.rerouted)."""
     document = policy.read(file)
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
-        applied = policy.apply(session, document, utcnow())
+        rerouted = reroute.apply(session, installation.engine_signer, document, utcnow())
+    applied = rerouted.applied
     if json:
-        emit_json(applied.to_json())
+        emit_json(rerouted.to_json())
         return
     _print_changes(applied.changes)
-    if applied.previous == applied.policy.digest:
+    if applied.seq is None:
         err.print("this policy is already in force: nothing recorded")
-    else:
-        err.print(f"applied {applied.policy.digest} (was {applied.previous})")
+        return
+    err.print(f"applied {applied.policy.digest} (was {applied.previous})")
+    for agency, counts in sorted(rerouted.queued.items()):
+        detail = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        out.print(f"queued for {agency}: {sum(counts.values())} ({detail})")
+    err.print(f"re-routed {rerouted.entries} entries in force: {rerouted.total} directives "
+              "queued (delivered by the next sync or dispatch)")
 
 
 review_app = typer.Typer(help="Reviews due before entries expire.", no_args_is_help=True)

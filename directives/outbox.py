@@ -151,7 +151,7 @@ def _write(routes: Sequence[Route], cause: Cause, signer: jws.Signer, now: datet
                                 entry_digest=cause.digest, kid=signer.kid,
                                 digest=jws.digest(token),
                                 status=None if status == "pending" else status,
-                                policy=r.agency.policy))
+                                policy=r.agency.policy, reroute=cause.reroute))
         issued.per_agency[r.agency.id] += 1
 
 
