@@ -198,11 +198,25 @@ def _latest(session: Session, agency_id: str,
     """Per entry, the agency's latest directive (whatever its status)."""
     wanted = set(keys)
     rows = session.execute(
-        sa.select(Directive.issuer, Directive.entry_id, Directive.action, Directive.status)
+        sa.select(Directive.issuer, Directive.entry_id, Directive.action, Directive.status,
+                  Directive.directive_id, Directive.revision)
         .where(Directive.agency == agency_id,
                Directive.entry_id.in_({e for _, e in wanted}))  # type: ignore[attr-defined]
         .order_by(Directive.id))  # type: ignore[arg-type]
     return {(r.issuer, r.entry_id): r for r in rows if (r.issuer, r.entry_id) in wanted}
+
+
+def _to_release(row: Any, last: Any, agency_id: str) -> str:
+    """The directive that puts the entry's current revision at the agency: an impose of it,
+    or the withheld one a policy's re-route wrote for it (whose id is its own, so the impose
+    may exist already, delivered before the policy took the measure away)."""
+    ordinary = directive_id(row.issuer, row.entry_id, row.revision, agency_id, "impose")
+    if last is not None and last.action in outbox.HOLDING and last.status in NOT_SENT \
+            and last.revision == row.revision \
+            and last.directive_id != directive_id(row.issuer, row.entry_id, row.revision,
+                                                  agency_id, last.action):
+        return str(last.directive_id)
+    return ordinary
 
 
 def _release_batch(session: Session, signer: jws.Signer, route: AgencyRoute,
@@ -222,8 +236,7 @@ def _release_batch(session: Session, signer: jws.Signer, route: AgencyRoute,
         if measures:
             cause = Cause(row.issuer, row.entry_id, row.revision, row.digest, document,
                           document["reason"], document["effective_from"])
-            wanted[directive_id(row.issuer, row.entry_id, row.revision, route.id, "impose")] = (
-                Route(route, "impose", measures), cause)
+            wanted[_to_release(row, last, route.id)] = (Route(route, "impose", measures), cause)
     if not wanted:
         return
     stored = dict(session.execute(sa.select(Directive.directive_id, Directive.status).where(

@@ -92,7 +92,8 @@ def applied_at(inst: Installation) -> Any:
 
 
 def test_a_policy_that_takes_a_measure_away_lifts_it_there_timed_from_the_apply(
-        installation: Installation, prefect_api: str, make_entry: Make, apply: Any) -> None:
+        installation: Installation, prefect_api: str, make_entry: Make, apply: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
     first = apply(example())
     publish(installation, make_entry())
     sync(installation)
@@ -114,6 +115,10 @@ def test_a_policy_that_takes_a_measure_away_lifts_it_there_timed_from_the_apply(
         (measured,) = [x for x in lifts.load(session) if x.directive_id == lift.directive_id]
     assert measured.cause == "policy" and measured.trigger == when and measured.done
     assert measured.latency(when) == measured.receipt_at - when  # type: ignore[operator]
+    assert main(["--home", str(installation.home.root), "slo", "--json"]) == 0
+    slo = json.loads(capsys.readouterr().out)
+    assert (slo["agencies"]["loans"]["lifts"], slo["agencies"]["loans"]["done"]) == (1, 1)
+    assert slo["late"] == [] and "travel" not in slo["agencies"]
     (event,) = events(installation, "policy.rerouted")
     assert event["refs"] == {"agency": "loans", "policy": answer["digest"],
                              "applied_seq": event["refs"]["applied_seq"], "impose": 0,
@@ -276,3 +281,24 @@ def test_agencies_still_accept_directive_v1(
         assert status == "rejected" and detail and detail.startswith("schema.unknown_version")
     finally:
         receiver.close()
+
+
+def test_a_policy_round_trip_while_an_agency_is_disabled_is_released_when_it_comes_back(
+        installation: Installation, prefect_api: str, make_entry: Make, apply: Any) -> None:
+    home = str(installation.home.root)
+    apply(example())
+    publish(installation, make_entry())
+    sync(installation)
+    assert main(["--home", home, "agency", "disable", "loans"]) == 0
+    apply(without_loans())  # the lift waits for the agency
+    apply(version(example(), "loans-again"))  # the impose is withheld
+    loans = [r for r in rows(installation, "court-7/case-1") if r.agency == "loans"]
+    assert [(r.action, r.status) for r in loans] == [
+        ("impose", "delivered"), ("lift", "pending"), ("impose", "withheld")]
+    assert main(["--home", home, "agency", "enable", "loans"]) == 0
+    sync(installation)
+    loans = [r for r in rows(installation, "court-7/case-1") if r.agency == "loans"]
+    assert [(r.action, r.status) for r in loans] == [
+        ("impose", "delivered"), ("lift", "delivered"), ("impose", "delivered")]
+    assert held(installation, "loans", "court-7/case-1")["directive_id"] == loans[-1].directive_id
+    assert not allowed(installation, "loans", NATIONAL_ID)
