@@ -216,7 +216,8 @@ class Applied:
 def apply(session: Session, document: dict[str, Any], now: datetime,
           actor: str | None = None) -> Applied:
     """Record the policy as in force and audit it (``policy.applied``), in the caller's
-    transaction. Applying the policy already in force records nothing.
+    transaction. Applying the policy already in force records nothing. ``policy apply``
+    calls this through ``reroute.apply``, which also re-routes the entries in force.
 
     Raises:
         DocumentError: the policy is invalid or names agencies it cannot (check_agencies).
