@@ -27,6 +27,10 @@ INVALID = {
     "invalid-directive-no-legal-basis.json": ("", "required"),
     "invalid-directive-no-redress.json": ("", "required"),
     "invalid-receipt-rejected-without-detail.json": ("", "required"),
+    "invalid-receipt-v2-flagged-lift.json": ("/status", "not"),
+    "invalid-receipt-v2-flagged-without-flag.json": ("", "required"),
+    "invalid-receipt-v2-erased-impose.json": ("/action", "const"),
+    "invalid-receipt-v2-flag-code.json": ("/flag/code", "enum"),
     "invalid-audit-event-ref-name.json": ("/refs", "pattern"),  # via propertyNames
     "invalid-agency-manifest-endpoint.json": ("/settings/endpoint", "format"),
     "invalid-agency-manifest-subject-field.json": ("/subject_fields/1", "enum"),
@@ -35,6 +39,12 @@ INVALID = {
 
 def _load(name: str) -> Any:
     return json.loads(EXAMPLES.joinpath(name).read_text(encoding="utf-8"))
+
+
+def _version(document: Any) -> int:
+    """The version a document names in its ``schema`` member (``interdict/<kind>/v<N>``)."""
+    named = document.get("schema", "") if isinstance(document, dict) else ""
+    return int(named.rpartition("/v")[2]) if "/v" in named else 1
 
 
 def _kind(name: str) -> str:
@@ -58,9 +68,12 @@ def test_each_kind_has_a_valid_example(kind: str) -> None:
         assert document["schema"] == schemas.document_schema(kind)
 
 
-@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json"])
+@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json",
+                                  "receipt-v2-flagged.json", "receipt-v2-lift-erased.json"])
 def test_other_valid_examples(name: str) -> None:
-    assert schemas.problems(_kind(name), _load(name)) == []
+    document = _load(name)
+    assert schemas.problems(_kind(name), document, _version(document)) == []
+    assert schemas.is_valid(_kind(name), document, _version(document))
 
 
 def test_every_invalid_example_is_listed_here() -> None:
@@ -71,11 +84,12 @@ def test_every_invalid_example_is_listed_here() -> None:
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_variant_fails_with_path_and_reason(name: str) -> None:
     path, keyword = INVALID[name]
-    found = schemas.problems(_kind(name), _load(name))
+    version = _version(_load(name))
+    found = schemas.problems(_kind(name), _load(name), version)
     assert found, f"{name} validated"
     assert (found[0].path, found[0].keyword) == (path, keyword), found[0]
     with pytest.raises(DocumentError, match=f"at {path or '/'}") as raised:
-        schemas.check(_kind(name), _load(name))
+        schemas.check(_kind(name), _load(name), version)
     expected = "schema.unknown_field" if keyword == "additionalProperties" else "schema.violation"
     assert raised.value.code == expected
 
