@@ -92,6 +92,15 @@ def test_a_flag_is_recorded_as_flagged_never_delivered_and_not_retried(
         assert conn.execute(sa.select(received.c.status)).scalars().all() == ["flagged"]
 
 
+def test_reconcile_reports_a_flag_apart_from_drift_and_does_not_resend_it(
+        flagged: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+    travel = directive_rows(flagged)[("travel", "impose")]
+    drift = cli(capsys, flagged, "reconcile")["agencies"]["travel"]
+    assert drift["flagged"] == [travel.directive_id]
+    assert drift["drift"] == 0 and drift["requeued"] == []
+    assert directive_rows(flagged)[("travel", "impose")].status == "flagged"
+
+
 def test_flags_are_surfaced_to_the_operator_the_issuer_the_subject_and_the_public(
         flagged: Installation, capsys: pytest.CaptureFixture[str]) -> None:
     travel = directive_rows(flagged)[("travel", "impose")]
