@@ -59,15 +59,16 @@ def _active(session: Session) -> dict[str, Any]:
 
 
 def _held_by_agency(session: Session) -> dict[str, int]:
-    """Entries each agency holds now: its latest directive for the entry imposes or amends."""
-    latest: dict[tuple[str, str, str], str] = {}
+    """Entries each agency holds now: its latest directive for the entry imposes or amends,
+    and the agency did not flag it (a flagged directive is not acted on)."""
+    latest: dict[tuple[str, str, str], bool] = {}
     rows = session.execute(sa.select(Directive.agency, Directive.issuer, Directive.entry_id,
-                                     Directive.action)
+                                     Directive.action, Directive.status)
                            .where(Directive.status.not_in(("shadow", "withheld")))
                            .order_by(Directive.id))  # type: ignore[arg-type]
-    for agency, issuer, entry_id, action in rows:
-        latest[(agency, issuer, entry_id)] = action
-    held = Counter(agency for (agency, _, _), action in latest.items() if action != "lift")
+    for agency, issuer, entry_id, action, status in rows:
+        latest[(agency, issuer, entry_id)] = action != "lift" and status != "flagged"
+    held = Counter(agency for (agency, _, _), holds in latest.items() if holds)
     return dict(sorted(held.items()))
 
 
