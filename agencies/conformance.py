@@ -387,9 +387,11 @@ def check_lift(box: Sandbox, held: Held) -> str:
     _held(box, absent={amend: f"entry a, lifted by {directive_id_of(lift)} which was "
                               f"answered {receipt['status']!r}"},
           present={directive_id_of(box.directive("impose", "b")): "entry b, never lifted"})
-    erased = {True: "deletion of the subject's data confirmed (erased)",
-              False: "the receipt says the subject's data was kept (erased: false)"}.get(
-        receipt.get("erased"), "no deletion confirmed (receipt v2 'erased' not sent)")
+    erased = "no deletion confirmed (receipt v2 'erased' not sent)"
+    if receipt.get("erased") is True:
+        erased = "deletion of the subject's data confirmed (erased)"
+    elif receipt.get("erased") is False:
+        erased = "the receipt says the subject's data was kept (erased: false)"
     return f"applied; the entry left holdings(), the others stayed; {erased}"
 
 

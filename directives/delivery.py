@@ -152,7 +152,8 @@ def _record(session: Session, agency: str, batch: Sequence[tuple[int, str, str]]
                                        agency_keys=agency_keys,
                                        action=outbox.payload(directive)["action"])
         except (DeliveryError, VerificationError) as exc:
-            if exc.code == receipts.FLAGGED_LIFT:  # an answer, a refusal: not retried
+            if isinstance(exc, VerificationError) and exc.code == receipts.FLAGGED_LIFT \
+                    and isinstance(answer, str):  # an answer, a refusal: not retried
                 calls.append(True)
                 if row is not None and row.status == "pending":
                     events.append(_lift_refused(row, answer, exc, now, outcome))
