@@ -64,7 +64,8 @@ def verify(token: str, *, agency: str, directive_id: str,
     document = jws.parse_payload(parsed)
     if not isinstance(document, dict):
         raise VerificationError("receipt payload is not a JSON object", code="receipt.schema")
-    if document.get("status") == "flagged" and (action or document.get("action")) == "lift":
+    answered = action if action is not None else document.get("action")
+    if document.get("status") == "flagged" and answered == "lift":
         _mismatch(document, agency, directive_id)
         flag = flag_of(document) or {}
         raise VerificationError(
