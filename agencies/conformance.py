@@ -14,7 +14,9 @@ passed or failed with the reason:
     amend                an amendment is applied and replaces the imposition in holdings()
     duplicate            a repeat (alone, superseded, or twice in one batch) is answered
                          ``duplicate`` and changes nothing
-    lift                 a lift is applied and the entry leaves holdings()
+    lift                 a lift is applied (never flagged: a restriction must always be
+                         removable) and the entry leaves holdings(); the detail says whether
+                         the receipt confirmed deleting the subject's data (``erased``)
     amend-before-impose  an amend that overtook its impose is applied; the late impose of
                          the older revision does not replace it
     lift-unknown         a lift of an entry never imposed is answered, holds nothing, and the
@@ -32,7 +34,8 @@ passed or failed with the reason:
                          what it did not keep
 
 Every receipt, in every check, must be a JWS signed by one of the keys ``receipt-keys`` named,
-for the right directive and agency. Third parties run the kit in their own CI with
+for the right directive and agency, valid under receipt v1 or v2 (v2 echoes the directive's
+action, which must be the right one). Third parties run the kit in their own CI with
 ``interdict agency test manifest.json`` (exit status 1 on any failure) or as a pytest plugin,
 one test per check (see ``pytest_generate_tests`` at the end of this module).
 """
@@ -270,7 +273,8 @@ class Sandbox:
             try:
                 found.append(receipts.verify(answer, agency=self.agency_id,
                                              directive_id=claimed,
-                                             agency_keys=self.receipt_keys))
+                                             agency_keys=self.receipt_keys,
+                                             action=action_of(token)))
             except InterdictError as exc:
                 raise Failed(f"the receipt for {claimed} is not valid [{exc.code}]: "
                              f"{exc.message}; receipts must be JWS signed by "
@@ -291,6 +295,11 @@ class Sandbox:
 def directive_id_of(token: str) -> str:
     document: dict[str, Any] = orjson.loads(unb64u(token.split(".")[1]))
     return str(document["directive_id"])
+
+
+def action_of(token: str) -> str:
+    document: dict[str, Any] = orjson.loads(unb64u(token.split(".")[1]))
+    return str(document["action"])
 
 
 def _tampered(token: str) -> str:
@@ -390,7 +399,12 @@ def check_lift(box: Sandbox, held: Held) -> str:
     _held(box, absent={amend: f"entry a, lifted by {directive_id_of(lift)} which was "
                               f"answered {receipt['status']!r}"},
           present={directive_id_of(box.directive("impose", "b")): "entry b, never lifted"})
-    return "applied; the entry left holdings(), the others stayed"
+    erased = "no deletion confirmed (receipt v2 'erased' not sent)"
+    if receipt.get("erased") is True:
+        erased = "deletion of the subject's data confirmed (erased)"
+    elif receipt.get("erased") is False:
+        erased = "the receipt says the subject's data was kept (erased: false)"
+    return f"applied; the entry left holdings(), the others stayed; {erased}"
 
 
 def check_amend_before_impose(box: Sandbox, held: Held) -> str:

@@ -341,7 +341,7 @@ def _deliver_now(installation: Installation, agency_id: str) -> int:
     adapter = installation.adapter(agency_id)
     policy = DeliveryPolicy.from_settings(adapter.context.manifest.get("settings", {}))
     outcome = deliver_agency(installation.db, adapter, keys, policy)
-    return outcome.delivered + outcome.rejected
+    return outcome.delivered + outcome.rejected + outcome.flagged  # every answered directive
 
 
 def _reported_holdings(installation: Installation,

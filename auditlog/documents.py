@@ -15,6 +15,8 @@ c. the log recorded it: the digest of the exact line is the one its ``entry.acce
    ``directive.issued`` event names; a directive/v1 carries none);
 d. references: a directive's ``entry_ref`` names an entry the log accepted, present here; a
    receipt names a directive the log issued, present here, for the receipt's agency.
+   Receipts v1 and v2 are read alike; a v2 receipt's flag code (``flagged``) is the one its
+   ``receipt.recorded`` event carries (``flag``).
 
 Documents the log records but the bundle lacks are reported (erased after retention, or
 withheld), not failed: the log still proves what happened to them.
@@ -46,7 +48,7 @@ _PREFIX = b'{"action":"'
 _KEEP = {"entry.accepted": ("digest", "issuer", "entry_id", "revision", "kid"),
          "directive.issued": ("digest", "directive_id", "agency", "kid", "entry_digest",
                               "policy"),
-         "receipt.recorded": ("digest", "directive_id")}
+         "receipt.recorded": ("digest", "directive_id", "flag")}
 _TYP = {"entry": jws.TYP_ENTRY, "directive": jws.TYP_DIRECTIVE, "receipt": jws.TYP_RECEIPT}
 
 
@@ -442,6 +444,9 @@ def _receipts(state: _State, path: Path) -> None:
             code = "receipt.digest_mismatch" if records else "receipt.not_logged"
             state.fail(code, f"the log recorded no receipt for {directive_id} with digest "
                        f"{doc.digest} ({len(records)} other receipt(s) recorded)", file, n)
+        flag = doc.payload.get("flag") if doc.payload.get("status") == "flagged" else None
+        _refs_match(state, "receipt", doc, logged, file,
+                    {"flag": flag.get("code") if isinstance(flag, dict) else None})
         _usable(state, "receipt", doc, logged.at, file, strict_end=False)
         state.receipts.add(doc.digest)
         state.report.count("receipts: signature, signer, log record, issued directive")

@@ -28,6 +28,10 @@ INVALID = {
     "invalid-directive-no-redress.json": ("", "required"),
     "invalid-directive-no-policy.json": ("", "required"),
     "invalid-receipt-rejected-without-detail.json": ("", "required"),
+    "invalid-receipt-v2-flagged-lift.json": ("/status", "not"),
+    "invalid-receipt-v2-flagged-without-flag.json": ("", "required"),
+    "invalid-receipt-v2-erased-impose.json": ("/action", "const"),
+    "invalid-receipt-v2-flag-code.json": ("/flag/code", "enum"),
     "invalid-audit-event-ref-name.json": ("/refs", "pattern"),  # via propertyNames
     "invalid-agency-manifest-endpoint.json": ("/settings/endpoint", "format"),
     "invalid-agency-manifest-subject-field.json": ("/subject_fields/1", "enum"),
@@ -68,9 +72,11 @@ def test_each_kind_has_a_valid_example(kind: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json",
-                                  "directive-v1.json"])
+                                  "directive-v1.json", "receipt-v2-flagged.json",
+                                  "receipt-v2-lift-erased.json"])
 def test_other_valid_examples(name: str) -> None:
     assert schemas.problems(_kind(name), _load(name), _version(name)) == []
+    assert schemas.is_valid(_kind(name), _load(name), _version(name))
 
 
 def test_a_document_of_an_older_version_is_checked_against_its_own_schema() -> None:
