@@ -5,7 +5,9 @@ Definitions (docs/accountability.md):
 - **trigger**: the later of the lift directive's ``effective_from`` (the expiry time, or the
   revoke/amend's own ``effective_from``) and the moment interdict accepted the revision that
   caused it. A lift cannot be owed before the restriction ends, nor before interdict could
-  know about it.
+  know about it. A lift a measure policy caused (``policy apply`` took the measure from the
+  agency) takes effect when the policy was applied: that is its ``effective_from``, so its
+  trigger (cause ``policy``).
 - **done**: the agency's signed receipt says ``applied`` or ``duplicate``; its own signed
   ``at`` is the end of the interval (not when interdict stored it).
 - **latency**: done − trigger, never below zero (a receipt before the trigger is on time).
@@ -28,6 +30,7 @@ from sqlmodel import Session
 
 from interdict.accountability import escalation
 from interdict.accountability.timing import iso, nearest_rank, parse_iso
+from interdict.directives.document import directive_id
 from interdict.directives.outbox import payload
 from interdict.storage.models import Directive, EntryRevision, Receipt
 
@@ -45,7 +48,7 @@ class Lift:
     issuer: str
     entry_id: str
     revision: int
-    cause: str  # revoke | expiry | amend
+    cause: str  # revoke | expiry | amend | policy
     trigger: datetime
     status: str  # the outbox status: pending | delivered | rejected | dead
     receipt_status: str | None
@@ -139,6 +142,8 @@ def _lift(r: Any) -> Lift:
     # amend's effective_from, which admission keeps strictly before its expires_at.
     expiry = r.op != "revoke" and effective == r.expires_at
     cause = "expiry" if expiry else ("revoke" if r.op == "revoke" else "amend")
+    if r.directive_id != directive_id(r.issuer, r.entry_id, r.revision, r.agency, "lift"):
+        cause = "policy"  # only a policy's re-route gives a lift an id of its own
     receipt_at = parse_iso(payload(r.receipt_jws)["at"]) if r.receipt_jws else None
     return Lift(r.directive_id, r.agency, r.issuer, r.entry_id, r.revision, cause,
                 max(effective, r.accepted_at), r.status, r.receipt, receipt_at)

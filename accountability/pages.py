@@ -87,6 +87,11 @@ def _held(subject: Mapping[str, Any]) -> str:
                 ("nationalities", ", ".join(subject.get("nationalities", [])))])
 
 
+def _flag(flag: Mapping[str, Any] | None) -> str:
+    """An agency's flag: it received the directive and will not act on it, and why."""
+    return f"{flag['code']}: {flag['detail']}" if flag else ""
+
+
 def subject_page(report: Mapping[str, Any]) -> str:
     ident = report["identifier"]
     parts = [f"<h1>Measures recorded about {escape(ident['scheme'])} "
@@ -113,11 +118,12 @@ def subject_page(report: Mapping[str, Any]) -> str:
                           ("how to appeal", _redress(m["redress"]))]))
         parts.append("<h3>Data held</h3>" + _held(m["data_held"]))
         rows = [(agency, d["action"], d["revision"], d["status"], ", ".join(d["fields_sent"]),
-                 d["receipt"] or "none yet", d["receipt_at"] or "")
+                 d["receipt"] or "none yet", d["receipt_at"] or "", _flag(d.get("flag")))
                 for agency, ds in sorted(m["agencies"].items()) for d in ds]
         parts.append("<h3>Agencies told</h3>" + _table(
             ("agency", "action", "revision", "delivery", "data sent", "receipt",
-             "receipt time"), rows) if rows else "<p>No agency was told.</p>")
+             "receipt time", "not acted on because"), rows)
+            if rows else "<p>No agency was told.</p>")
         parts.append("</section>")
     return _page("Subject access report", "".join(parts))
 
@@ -175,5 +181,9 @@ def stats_page(stats: Mapping[str, Any]) -> str:
                 for a, v in stats["lift_latency"].items()]),
         f"<p>Lifts past the {stats['late_lifts']['deadline_s'] / 3600:g} h deadline:</p>",
         bar_chart("late lifts per agency", stats["late_lifts"]["by_agency"]),
+        "<h2>Agency flags</h2><p>Directives an agency received and will not act on, with "
+        "its reason.</p>",
+        bar_chart("by reason code", stats["flags"]["by_code"]),
+        bar_chart("by agency", stats["flags"]["by_agency"]),
     ]
     return _page("interdict statistics", "".join(parts))

@@ -210,6 +210,7 @@ class Applied:
     policy: Policy
     previous: str
     changes: list[dict[str, Any]]
+    seq: int | None = None  # of its ``policy.applied`` event; None when nothing was recorded
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.policy.digest, "previous": self.previous,
@@ -219,7 +220,8 @@ class Applied:
 def apply(session: Session, document: dict[str, Any], now: datetime,
           actor: str | None = None) -> Applied:
     """Record the policy as in force and audit it (``policy.applied``), in the caller's
-    transaction. Applying the policy already in force records nothing.
+    transaction. Applying the policy already in force records nothing. ``policy apply``
+    calls this through ``reroute.apply``, which also re-routes the entries in force.
 
     Raises:
         DocumentError: the policy is invalid or names agencies it cannot (check_agencies).
@@ -233,8 +235,8 @@ def apply(session: Session, document: dict[str, Any], now: datetime,
         return Applied(current, current.digest, [])
     session.add(AppliedPolicy(digest=policy.digest, document=canonical_json(document).decode(),
                               applied_by=policy.applied_by or "", applied_at=now))
-    log.append(session, [log.event(APPLIED, actor=policy.applied_by or log.ENGINE,
-                                   digest=policy.digest, previous=current.digest,
-                                   version=str(document["version"])[:100],
-                                   changes=len(changes))])
-    return Applied(policy, current.digest, changes)
+    seqs = log.append(session, [log.event(APPLIED, actor=policy.applied_by or log.ENGINE,
+                                          digest=policy.digest, previous=current.digest,
+                                          version=str(document["version"])[:100],
+                                          changes=len(changes))])
+    return Applied(policy, current.digest, changes, seqs[0])

@@ -2,9 +2,11 @@
 
 Nothing here reads a subject: measures are counted from the entries' measure types, issuers
 and the directives' agencies; refusals from the quarantine's reason codes; lift latency from
-accountability.lifts. Counts are broken down by one dimension at a time (type, issuer,
-agency, month, reason code), never crossed. Small counts are not suppressed: an operator who
-publishes figures for a small list should know a count of 1 can point at someone.
+accountability.lifts; agency flags by reason code and by agency from the flagged
+directives' receipts (accountability.flags). Counts are broken down by one dimension at a
+time (type, issuer, agency, month, reason code), never crossed. Small counts are not
+suppressed: an operator who publishes figures for a small list should know a count of 1 can
+point at someone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from interdict.accountability import lifts
+from interdict.accountability import flags, lifts
 from interdict.accountability.timing import iso
 from interdict.directives.outbox import payload
 from interdict.storage.models import Directive, EntryRevision, EntryState, QuarantinedEntry
@@ -35,6 +37,7 @@ def collect(session: Session, now: datetime,
         "lift_latency": {a: v.to_json() for a, v in sorted(slo.agencies.items())},
         "late_lifts": {"deadline_s": deadline.total_seconds(),
                        "by_agency": dict(sorted(late_agencies.items()))},
+        "flags": flags.counts(session),
     }
 
 
@@ -56,15 +59,16 @@ def _active(session: Session) -> dict[str, Any]:
 
 
 def _held_by_agency(session: Session) -> dict[str, int]:
-    """Entries each agency holds now: its latest directive for the entry imposes or amends."""
-    latest: dict[tuple[str, str, str], str] = {}
+    """Entries each agency holds now: its latest directive for the entry imposes or amends,
+    and the agency did not flag it (a flagged directive is not acted on)."""
+    latest: dict[tuple[str, str, str], bool] = {}
     rows = session.execute(sa.select(Directive.agency, Directive.issuer, Directive.entry_id,
-                                     Directive.action)
+                                     Directive.action, Directive.status)
                            .where(Directive.status.not_in(("shadow", "withheld")))
                            .order_by(Directive.id))  # type: ignore[arg-type]
-    for agency, issuer, entry_id, action in rows:
-        latest[(agency, issuer, entry_id)] = action
-    held = Counter(agency for (agency, _, _), action in latest.items() if action != "lift")
+    for agency, issuer, entry_id, action, status in rows:
+        latest[(agency, issuer, entry_id)] = action != "lift" and status != "flagged"
+    held = Counter(agency for (agency, _, _), holds in latest.items() if holds)
     return dict(sorted(held.items()))
 
 

@@ -4,8 +4,9 @@ An entry belongs to the report when any accepted revision of it names the identi
 (``scheme`` equal, ``value`` equal after removing white space and ignoring case). For each
 such entry the report gives what the person is entitled to know: the issuer, legal basis,
 reason, dates, the appeal route, the data held about them, and per agency which directives
-went out, which subject fields each carried, the delivery status and the agency's receipt,
-and when the measure was lifted there. Other people's entries are never read into it.
+went out, which subject fields each carried, the delivery status and the agency's receipt
+(with its flag, when the agency flagged the directive: it will not act on it, and why), and
+when the measure was lifted there. Other people's entries are never read into it.
 
 Reading it is itself an audit event (``subject.report_read``) naming the actor and the
 purpose, with the identifier only as a keyed pseudonym (accountability/pseudonyms.py).
@@ -25,6 +26,7 @@ from interdict.accountability.pseudonyms import pseudonym
 from interdict.accountability.timing import iso
 from interdict.auditlog import log
 from interdict.directives.outbox import payload
+from interdict.directives.receipts import flag_of
 from interdict.errors import UsageError
 from interdict.installation import Installation
 from interdict.storage import transaction
@@ -163,5 +165,5 @@ def _agencies(session: Session, issuer: str, entry_id: str) -> dict[str, list[di
             "action": r.action, "revision": r.revision, "status": r.status,
             "issued_at": iso(r.created_at), "fields_sent": sorted(sent.get("subject", {})),
             "receipt": r.receipt, "receipt_at": receipt.get("at"),
-            "detail": receipt.get("detail")})
+            "detail": receipt.get("detail"), "flag": flag_of(receipt)})
     return dict(agencies)

@@ -14,11 +14,18 @@ passed or failed with the reason:
     amend                an amendment is applied and replaces the imposition in holdings()
     duplicate            a repeat (alone, superseded, or twice in one batch) is answered
                          ``duplicate`` and changes nothing
-    lift                 a lift is applied and the entry leaves holdings()
+    lift                 a lift is applied (never flagged: a restriction must always be
+                         removable) and the entry leaves holdings(); the detail says whether
+                         the receipt confirmed deleting the subject's data (``erased``)
     amend-before-impose  an amend that overtook its impose is applied; the late impose of
                          the older revision does not replace it
     lift-unknown         a lift of an entry never imposed is answered, holds nothing, and the
                          late impose it overtook does not bring the restriction back
+    reroute              a measure policy took the entry from the agency and gave it back: the
+                         lift and the new impose of the same revision (issued later, with ids of
+                         their own) are applied in order and the entry is held again
+    directive-v1         a directive of schema directive/v1 (issued before interdict wrote v2,
+                         still in the outbox) is applied like a v2 one
     bad-signature        a tampered directive and one signed by an unknown key are rejected
     wrong-agency         a directive addressed to another agency is rejected
     holdings             holdings() lists exactly the directives in force, each once
@@ -27,7 +34,8 @@ passed or failed with the reason:
                          what it did not keep
 
 Every receipt, in every check, must be a JWS signed by one of the keys ``receipt-keys`` named,
-for the right directive and agency. Third parties run the kit in their own CI with
+for the right directive and agency, valid under receipt v1 or v2 (v2 echoes the directive's
+action, which must be the right one). Third parties run the kit in their own CI with
 ``interdict agency test manifest.json`` (exit status 1 on any failure) or as a pytest plugin,
 one test per check (see ``pytest_generate_tests`` at the end of this module).
 """
@@ -38,8 +46,8 @@ import copy
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interdict import schemas
+from interdict.accountability.policy import Policy, default
 from interdict.agencies.base import Adapter, AdapterContext
 from interdict.agencies.registry import adapter_class
 from interdict.directives import receipts
@@ -141,7 +150,9 @@ class Sandbox:
         self.folder = folder
         self.cls = cls
         self.engine = jws.Signer(Ed25519PrivateKey.generate())
-        self.route = AgencyRoute.from_manifest(self.manifest)
+        # routed as the default policy for this one agency would route it
+        self.route = replace(AgencyRoute.from_manifest(self.manifest),
+                             policy=Policy.of(default([self.manifest])).digest)
         self.now = utcnow()
         self.receipt_keys: dict[str, bytes] = {}
         self.key_sources: list[str] = []
@@ -221,17 +232,21 @@ class Sandbox:
 
     def directive(self, action: str, case: str, revision: int = 1, *,
                   agency: str | None = None, signer: jws.Signer | None = None,
-                  tamper: bool = False) -> str:
-        """A signed directive for made-up entry ``case``."""
+                  tamper: bool = False, reroute: str | None = None,
+                  issued_at: datetime | None = None, version: int | None = None) -> str:
+        """A signed directive for made-up entry ``case``: ``reroute`` as when a policy
+        application caused it, ``version`` 1 for a directive/v1 one."""
         document = self.entry(case)
-        route = self.route if agency is None else AgencyRoute(
-            agency, self.route.measures, self.route.subject_fields, self.route.identifier_schemes)
+        route = self.route if agency is None else replace(self.route, id=agency)
         measures = route.concerned_measures(document["measures"]) if action != "lift" else []
         entry_id = f"{ISSUER}/{case}"
         cause = Cause(ISSUER, entry_id, revision, jws.digest(f"{entry_id}#{revision}"), document,
-                      document["reason"], document["effective_from"])
-        token = (signer or self.engine).sign_document(
-            build(Route(route, action, measures), cause, self.now), jws.TYP_DIRECTIVE)
+                      document["reason"], document["effective_from"], reroute)
+        directive = build(Route(route, action, measures), cause, issued_at or self.now)
+        if version == 1:
+            directive = {k: v for k, v in directive.items() if k != "policy"}
+            directive["schema"] = schemas.document_schema("directive", 1)
+        token = (signer or self.engine).sign_document(directive, jws.TYP_DIRECTIVE)
         return _tampered(token) if tamper else token
 
     # -- talking to the adapter -----------------------------------------------------------
@@ -258,7 +273,8 @@ class Sandbox:
             try:
                 found.append(receipts.verify(answer, agency=self.agency_id,
                                              directive_id=claimed,
-                                             agency_keys=self.receipt_keys))
+                                             agency_keys=self.receipt_keys,
+                                             action=action_of(token)))
             except InterdictError as exc:
                 raise Failed(f"the receipt for {claimed} is not valid [{exc.code}]: "
                              f"{exc.message}; receipts must be JWS signed by "
@@ -279,6 +295,11 @@ class Sandbox:
 def directive_id_of(token: str) -> str:
     document: dict[str, Any] = orjson.loads(unb64u(token.split(".")[1]))
     return str(document["directive_id"])
+
+
+def action_of(token: str) -> str:
+    document: dict[str, Any] = orjson.loads(unb64u(token.split(".")[1]))
+    return str(document["action"])
 
 
 def _tampered(token: str) -> str:
@@ -378,7 +399,12 @@ def check_lift(box: Sandbox, held: Held) -> str:
     _held(box, absent={amend: f"entry a, lifted by {directive_id_of(lift)} which was "
                               f"answered {receipt['status']!r}"},
           present={directive_id_of(box.directive("impose", "b")): "entry b, never lifted"})
-    return "applied; the entry left holdings(), the others stayed"
+    erased = "no deletion confirmed (receipt v2 'erased' not sent)"
+    if receipt.get("erased") is True:
+        erased = "deletion of the subject's data confirmed (erased)"
+    elif receipt.get("erased") is False:
+        erased = "the receipt says the subject's data was kept (erased: false)"
+    return f"applied; the entry left holdings(), the others stayed; {erased}"
 
 
 def check_amend_before_impose(box: Sandbox, held: Held) -> str:
@@ -404,6 +430,37 @@ def check_lift_unknown(box: Sandbox, held: Held) -> str:
                        "the lifted restriction came back"})
     return f"the lift was answered {receipt['status']!r}; the late impose " \
            f"{late['status']!r} and not held"
+
+
+def check_reroute(box: Sandbox, held: Held) -> str:
+    """What interdict sends when a policy takes a measure from the agency (a lift) and a later
+    one gives it back (an impose): the same revision, issued later, ids of their own."""
+    impose = box.directive("impose", "r")
+    later = [box.now + timedelta(minutes=n) for n in (1, 2)]
+    lift = box.directive("lift", "r", reroute="policy-b", issued_at=later[0])
+    again = box.directive("impose", "r", reroute="policy-a", issued_at=later[1])
+    held[directive_id_of(again)] = "impose of entry r, given back by a policy"
+    for receipt, what in zip(box.deliver([impose, lift, again]),
+                             ("impose", "the lift a policy caused",
+                              "the impose a later policy caused"), strict=True):
+        _expect(receipt, {"applied"}, what)
+    _held(box, present={directive_id_of(again): "entry r, imposed again by a later policy "
+                        "(same revision, issued after the lift)"},
+          absent={directive_id_of(impose): "entry r, lifted by a policy"})
+    box.deliver([lift])  # a redelivery, as after a lost receipt
+    _held(box, present={directive_id_of(again): "entry r: a repeated lift undid the impose "
+                        "that followed it"})
+    return "impose, the policy's lift and the later impose applied in order: held again; a " \
+           "repeated lift changed nothing"
+
+
+def check_directive_v1(box: Sandbox, held: Held) -> str:
+    token = box.directive("impose", "v", version=1)
+    held[directive_id_of(token)] = "impose of entry v (directive/v1)"
+    (receipt,) = box.deliver([token])
+    _expect(receipt, {"applied"}, "an impose of schema directive/v1")
+    _held(box, present={directive_id_of(token): "entry v, sent as directive/v1"})
+    return "a directive/v1 impose was applied and held"
 
 
 def check_bad_signature(box: Sandbox, held: Held) -> str:
@@ -498,6 +555,8 @@ CHECKS: tuple[tuple[str, Callable[[Sandbox, Held], str]], ...] = (
     ("lift", check_lift),
     ("amend-before-impose", check_amend_before_impose),
     ("lift-unknown", check_lift_unknown),
+    ("reroute", check_reroute),
+    ("directive-v1", check_directive_v1),
     ("bad-signature", check_bad_signature),
     ("wrong-agency", check_wrong_agency),
     ("holdings", check_holdings),

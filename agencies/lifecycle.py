@@ -31,6 +31,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from interdict.accountability.policy import active as policy_in_force
+from interdict.accountability.policy import restrict
 from interdict.auditlog import log
 from interdict.directives import outbox
 from interdict.directives.document import Cause, directive_id
@@ -156,7 +158,9 @@ def release(installation: Installation, agency_id: str, *, backfill: bool,
     while True:
         with transaction(installation.db) as session:
             agency = locked(session, agency_id)
-            route = AgencyRoute.from_manifest(agency.manifest, agency.status)
+            # what the policy in force gives it (the default: what its manifest asks for)
+            route = restrict(policy_in_force(session), [
+                AgencyRoute.from_manifest(agency.manifest, agency.status)])[0]
             now = utcnow()
             batch = _in_force(session, after, batch_size, now)
             if not batch:
@@ -194,11 +198,25 @@ def _latest(session: Session, agency_id: str,
     """Per entry, the agency's latest directive (whatever its status)."""
     wanted = set(keys)
     rows = session.execute(
-        sa.select(Directive.issuer, Directive.entry_id, Directive.action, Directive.status)
+        sa.select(Directive.issuer, Directive.entry_id, Directive.action, Directive.status,
+                  Directive.directive_id, Directive.revision)
         .where(Directive.agency == agency_id,
                Directive.entry_id.in_({e for _, e in wanted}))  # type: ignore[attr-defined]
         .order_by(Directive.id))  # type: ignore[arg-type]
     return {(r.issuer, r.entry_id): r for r in rows if (r.issuer, r.entry_id) in wanted}
+
+
+def _to_release(row: Any, last: Any, agency_id: str) -> str:
+    """The directive that puts the entry's current revision at the agency: an impose of it,
+    or the withheld one a policy's re-route wrote for it (whose id is its own, so the impose
+    may exist already, delivered before the policy took the measure away)."""
+    ordinary = directive_id(row.issuer, row.entry_id, row.revision, agency_id, "impose")
+    if last is not None and last.action in outbox.HOLDING and last.status in NOT_SENT \
+            and last.revision == row.revision \
+            and last.directive_id != directive_id(row.issuer, row.entry_id, row.revision,
+                                                  agency_id, last.action):
+        return str(last.directive_id)
+    return ordinary
 
 
 def _release_batch(session: Session, signer: jws.Signer, route: AgencyRoute,
@@ -218,8 +236,7 @@ def _release_batch(session: Session, signer: jws.Signer, route: AgencyRoute,
         if measures:
             cause = Cause(row.issuer, row.entry_id, row.revision, row.digest, document,
                           document["reason"], document["effective_from"])
-            wanted[directive_id(row.issuer, row.entry_id, row.revision, route.id, "impose")] = (
-                Route(route, "impose", measures), cause)
+            wanted[_to_release(row, last, route.id)] = (Route(route, "impose", measures), cause)
     if not wanted:
         return
     stored = dict(session.execute(sa.select(Directive.directive_id, Directive.status).where(
@@ -324,7 +341,7 @@ def _deliver_now(installation: Installation, agency_id: str) -> int:
     adapter = installation.adapter(agency_id)
     policy = DeliveryPolicy.from_settings(adapter.context.manifest.get("settings", {}))
     outcome = deliver_agency(installation.db, adapter, keys, policy)
-    return outcome.delivered + outcome.rejected
+    return outcome.delivered + outcome.rejected + outcome.flagged  # every answered directive
 
 
 def _reported_holdings(installation: Installation,

@@ -10,8 +10,12 @@ For each ``POST`` it, in order:
 3. verifies the directive JWS under the same keys, its schema, that it is addressed to this
    agency and that its ``directive_id`` is the ``webhook-id`` (otherwise it answers with a
    signed ``rejected`` receipt saying why);
-4. stores it once per ``directive_id`` in SQLite (a repeat is answered ``duplicate``);
-5. answers 200 with a receipt JWS signed by the agency's own key (``application/jose``).
+4. asks the agency's ``flag`` hook, if it was given one, whether it will act on an impose or
+   amend (a :class:`~interdict.agencies.inbound.Flag` answers ``flagged`` with its code);
+5. stores it once per ``directive_id`` in SQLite (a repeat is answered ``duplicate``); a lift
+   also deletes the directives stored earlier for its entry (their JWS, which carry the
+   subject), and its receipt says ``erased: true``;
+6. answers 200 with a receipt JWS (v2) signed by the agency's own key (``application/jose``).
 
 ``GET /holdings``, signed the same way with an empty body, answers
 ``{"directive_ids": [...]}``: per entry, the latest directive received, when it imposes or
@@ -28,14 +32,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
 
-from interdict import schemas
-from interdict.agencies.inbound import verify_directive
+from interdict.agencies.inbound import Flag, receipt_document, verify_directive
 from interdict.agencies.webhook import CONTENT_TYPE, SIGNATURE_VERSION, signed_content
 from interdict.errors import ConfigError, DocumentError, VerificationError
 from interdict.keys import jws, keyfile
@@ -61,6 +65,21 @@ class Answer:
     content_type: str = "application/json"
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What the receipt for one directive says (``Receiver.apply``)."""
+
+    status: str
+    detail: str | None = None
+    action: str | None = None
+    flag: Flag | None = None
+    erased: bool | None = None
+
+
+#: the agency's decision on a verified impose or amend: a Flag to refuse to act on it
+FlagHook = Callable[[dict[str, Any]], Flag | None]
+
+
 def _refuse(status: int, code: str, message: str) -> Answer:
     return Answer(status, json.dumps({"code": code, "message": message}).encode())
 
@@ -69,8 +88,10 @@ class Receiver:
     """The receiving side of one agency: checks, an idempotent store, signed receipts."""
 
     def __init__(self, *, agency: str, database: Path, engine_keys: Mapping[str, bytes],
-                 signer: jws.Signer, clock: Callable[[], float] = time.time) -> None:
+                 signer: jws.Signer, clock: Callable[[], float] = time.time,
+                 flag: FlagHook | None = None) -> None:
         self.agency = agency
+        self.flag = flag
         self.engine_keys = dict(engine_keys)
         self.signer = signer
         self.clock = clock
@@ -106,9 +127,8 @@ class Receiver:
             return _refuse(415, "content_type", f"send the directive as {CONTENT_TYPE}")
         if not DIRECTIVE_ID.fullmatch(headers["webhook-id"]):
             return _refuse(400, "webhook.id", "webhook-id is not a directive_id (d-<32 hex>)")
-        status, detail = self.apply(headers["webhook-id"], body.decode("ascii", "replace"))
-        return Answer(200, self.receipt(headers["webhook-id"], status, detail).encode(),
-                      CONTENT_TYPE)
+        applied = self.apply(headers["webhook-id"], body.decode("ascii", "replace"))
+        return Answer(200, self.receipt(headers["webhook-id"], applied).encode(), CONTENT_TYPE)
 
     def _check_webhook(self, headers: Mapping[str, str], body: bytes) -> Answer | None:
         webhook_id = headers.get("webhook-id", "")
@@ -137,20 +157,38 @@ class Receiver:
         return _refuse(401, "webhook.signature",
                        "no v1a webhook-signature verifies under interdict's engine keys")
 
-    def apply(self, webhook_id: str, token: str) -> tuple[str, str | None]:
-        """Store a directive once; ``(status, detail)`` for its receipt."""
+    def apply(self, webhook_id: str, token: str) -> Applied:
+        """Store a directive once; what its receipt says."""
         try:
             document = self._verified(token, webhook_id)
         except (VerificationError, DocumentError) as exc:
-            return "rejected", f"{exc.code}: {exc.message}"
-        ref = document["entry_ref"]
+            return Applied("rejected", f"{exc.code}: {exc.message}")
+        action, ref = document["action"], document["entry_ref"]
+        flag = self.flag(document) if self.flag is not None and action != "lift" else None
+        if flag is not None:  # not stored: the agency does not act on it, nor keep its subject
+            return Applied("flagged", action=action, flag=flag)
         with self._lock:
             inserted = self._db.execute(
                 "INSERT INTO directive VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (directive_id) DO NOTHING",
                 (webhook_id, ref["issuer"], ref["entry_id"], ref["revision"],
-                 document["action"], token, utcnow().isoformat())).rowcount
-        return ("applied", None) if inserted else ("duplicate", "already received")
+                 action, token, utcnow().isoformat())).rowcount
+            erased = self._erase(ref, webhook_id) if action == "lift" else None
+        if inserted:
+            return Applied("applied", action=action, erased=erased)
+        return Applied("duplicate", "already received", action, erased=erased)
+
+    def _erase(self, ref: Mapping[str, Any], lift_id: str) -> bool:
+        """A lift deletes the subject's data kept for its entry: the stored JWS of the
+        directives it ends (their ids, actions and revisions stay, for holdings). True when
+        nothing about the subject is left for the entry: no newer revision is held."""
+        self._db.execute(
+            "UPDATE directive SET jws = '' WHERE issuer = ? AND entry_id = ? AND revision <= ? "
+            "AND directive_id != ?", (ref["issuer"], ref["entry_id"], ref["revision"], lift_id))
+        newer = self._db.execute(
+            "SELECT 1 FROM directive WHERE issuer = ? AND entry_id = ? AND revision > ? "
+            "AND jws != '' LIMIT 1", (ref["issuer"], ref["entry_id"], ref["revision"])).fetchone()
+        return newer is None
 
     def _verified(self, token: str, webhook_id: str) -> dict[str, Any]:
         document = verify_directive(token, agency=self.agency, engine_keys=self.engine_keys)
@@ -159,26 +197,25 @@ class Receiver:
                                     code="directive.id_mismatch")
         return document
 
-    def receipt(self, directive_id: str, status: str, detail: str | None) -> str:
-        document: dict[str, Any] = {
-            "schema": schemas.document_schema("receipt"), "directive_id": directive_id,
-            "agency": self.agency, "status": status,
-            "at": utcnow().isoformat().replace("+00:00", "Z")}
-        if detail:
-            document["detail"] = detail[:4000]
+    def receipt(self, directive_id: str, applied: Applied) -> str:
+        document = receipt_document(directive_id, self.agency, applied.status,
+                                    action=applied.action, detail=applied.detail,
+                                    flag=applied.flag, erased=applied.erased)
         return self.signer.sign_document(document, jws.TYP_RECEIPT)
 
     # -- what it holds -----------------------------------------------------------------------
 
     def holdings(self) -> list[str]:
-        """Per entry, the latest directive (by revision; a lift ends an imposition of the same
-        revision, as expiry does) when it imposes or amends."""
+        """Per entry, the latest directive when it imposes or amends: by revision, then by
+        ``issued_at`` (a measure policy re-routes an entry without a new revision: a lift,
+        then an impose when a later policy gives the measure back); at the same revision and
+        time a lift ends an imposition, as expiry does."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT directive_id, issuer, entry_id, revision, action FROM directive "
-                "ORDER BY revision, action = 'lift'").fetchall()
+                "SELECT directive_id, issuer, entry_id, revision, action, jws FROM directive"
+            ).fetchall()
         latest: dict[tuple[str, str], tuple[str, str]] = {}
-        for directive_id, issuer, entry_id, _, action in rows:
+        for directive_id, issuer, entry_id, _, action, _ in sorted(rows, key=_order):
             latest[(issuer, entry_id)] = (directive_id, action)
         return sorted(d for d, action in latest.values() if action != "lift")
 
@@ -190,6 +227,18 @@ class Receiver:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _order(row: tuple[Any, ...]) -> tuple[int, str, bool]:
+    # issued_at normalised to one format, so the strings order as the times (every stored
+    # token was verified before it was stored)
+    issued = json.loads(unb64u(row[5].split(".")[1]))["issued_at"]
+    return row[3], _utc(issued), row[4] == "lift"
+
+
+def _utc(stamp: str) -> str:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).isoformat(
+        timespec="microseconds")
 
 
 def load_engine_keys(path: Path) -> dict[str, bytes]:

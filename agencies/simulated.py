@@ -3,8 +3,14 @@
 The built-in ``travel``, ``loans`` and ``permits`` adapters are such systems. Each keeps what it
 was told in a SQLite file of its own (``<home>/agencies/<id>/agency.db``), verifies every
 directive's signature against interdict's public keys before acting, applies each
-``directive_id`` once, and signs its receipts with its own key (``receipt.key`` beside it), as a
-real agency would. Tests and the demo use them exactly as they would use a real agency.
+``directive_id`` once, and signs its receipts (v2) with its own key (``receipt.key`` beside
+it), as a real agency would. Tests and the demo use them exactly as they would use a real
+agency.
+
+An agency may refuse to act on a directive it verified (``_flag``: the receipt says
+``flagged`` with a reason code; travel does when it received no identifier it can match a
+booking on). A lift is never flagged: it ends the restriction, deletes the subject's data the
+agency held for that entry, and its receipt confirms that with ``erased: true``.
 """
 
 from __future__ import annotations
@@ -19,9 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from interdict import schemas
 from interdict.agencies.base import Adapter, AdapterContext
-from interdict.agencies.inbound import verify_directive
+from interdict.agencies.inbound import Flag, receipt_document, verify_directive
 from interdict.errors import DocumentError, VerificationError
 from interdict.keys import jws, keyfile
 from interdict.keys.jwk import unb64u
@@ -49,6 +54,18 @@ restriction = sa.Table(
 )
 
 RECEIPT_KEY = "receipt.key"
+# What a lifted restriction keeps of its directive: enough to order later directives for the
+# entry, nothing about the person (the subject, and the case's reason, are deleted).
+@dataclass(frozen=True)
+class Answer:
+    """What the receipt for one directive says."""
+
+    directive_id: str
+    status: str
+    detail: str | None = None
+    action: str | None = None
+    flag: Flag | None = None
+    erased: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +117,10 @@ class SimulatedAgency(Adapter):
         with self.db.begin() as conn:
             batch = _Batch.open(conn, directives)
             for token in directives:
-                status, detail, directive_id = self._apply_one(batch, token)
-                receipts.append(self._receipt(directive_id, status, detail))
+                answer = self._apply_one(batch, token)
+                receipts.append(self._receipt(answer.directive_id, answer.status, answer.detail,
+                                              action=answer.action, flag=answer.flag,
+                                              erased=answer.erased))
             batch.flush()
         return receipts
 
@@ -112,22 +131,47 @@ class SimulatedAgency(Adapter):
 
     # -- applying --------------------------------------------------------------------------
 
-    def _apply_one(self, batch: _Batch, token: str) -> tuple[str, str | None, str]:
+    def _apply_one(self, batch: _Batch, token: str) -> Answer:
         try:
             document = self._verified(token)
         except (VerificationError, DocumentError) as exc:
-            return "rejected", f"{exc.code}: {exc.message}", _claimed_id(token)
-        directive_id = document["directive_id"]
+            return Answer(_claimed_id(token), "rejected", f"{exc.code}: {exc.message}")
+        directive_id, action = document["directive_id"], document["action"]
+        # Judged on the document alone, so a repeat of a flagged directive is flagged again.
+        flag = self._flag(document) if action != "lift" else None
+        if flag is not None:
+            if directive_id not in batch.seen:  # kept: the directive's id, never its subject
+                self._received(batch, document, "flagged")
+            return Answer(directive_id, "flagged", action=action, flag=flag)
         if directive_id in batch.seen:
-            return "duplicate", "already applied", directive_id
+            return Answer(directive_id, "duplicate", "already applied", action,
+                           erased=self._erased(batch, document))
         detail = self._apply(batch, document)
+        self._received(batch, document, "applied")
+        return Answer(directive_id, "applied", detail, action,
+                       erased=self._erased(batch, document))
+
+    def _received(self, batch: _Batch, document: dict[str, Any], status: str) -> None:
         ref = document["entry_ref"]
-        batch.seen.add(directive_id)
+        batch.seen.add(document["directive_id"])
         batch.received_rows.append({
-            "directive_id": directive_id, "action": document["action"],
-            "entry_key": ref["entry_id"], "revision": ref["revision"], "status": "applied",
+            "directive_id": document["directive_id"], "action": document["action"],
+            "entry_key": ref["entry_id"], "revision": ref["revision"], "status": status,
             "received_at": utcnow()})
-        return "applied", detail, directive_id
+
+    def _flag(self, document: dict[str, Any]) -> Flag | None:
+        """Refuse to act on a verified impose or amend, with a reason code (receipt v2
+        ``flagged``); None to act on it. Subclasses decide; the default acts on everything."""
+        return None
+
+    @staticmethod
+    def _erased(batch: _Batch, document: dict[str, Any]) -> bool | None:
+        """For a lift: does the agency now hold nothing about the subject for the entry?
+        (It may not, when a newer revision is in force here.) None for other actions."""
+        if document["action"] != "lift":
+            return None
+        current = batch.current.get(document["entry_ref"]["entry_id"])
+        return current is None or current["status"] == "lifted"
 
     def _verified(self, token: str) -> dict[str, Any]:
         return verify_directive(token, agency=self.agency_id,
@@ -137,13 +181,14 @@ class SimulatedAgency(Adapter):
         ref = document["entry_ref"]
         key, revision = ref["entry_id"], ref["revision"]
         current = batch.current.get(key)
-        if current is not None and (current["revision"] > revision or (
-                current["status"] == "lifted" and current["revision"] == revision)):
+        if current is not None and _supersedes(current, document):
             return f"superseded by revision {current['revision']} ({current['status']})"
         if document["action"] == "lift":
             # With no row, the lift overtook its impose: the lifted row it leaves behind
             # keeps the late impose of the same revision from bringing the restriction back.
-            batch.put(key, {**(current or {"document": document}), "status": "lifted",
+            # The row keeps the lift itself (its issued_at orders what comes after it), which
+            # names no subject: the subject's data goes with the restriction.
+            batch.put(key, {**(current or {}), "document": document, "status": "lifted",
                             "lifted_at": utcnow(), "revision": revision,
                             "directive_id": document["directive_id"]})
             if current is not None and current["status"] == "active":
@@ -160,13 +205,11 @@ class SimulatedAgency(Adapter):
     def _on_lift(self, conn: Connection, entry_key: str) -> None:
         """Domain effect of a lift (e.g. reinstate suspended permits)."""
 
-    def _receipt(self, directive_id: str, status: str, detail: str | None) -> str:
-        document: dict[str, Any] = {
-            "schema": schemas.document_schema("receipt"), "directive_id": directive_id,
-            "agency": self.agency_id, "status": status,
-            "at": utcnow().isoformat().replace("+00:00", "Z")}
-        if detail:
-            document["detail"] = detail[:4000]
+    def _receipt(self, directive_id: str, status: str, detail: str | None, *,
+                 action: str | None = None, flag: Flag | None = None,
+                 erased: bool | None = None) -> str:
+        document = receipt_document(directive_id, self.agency_id, status, action=action,
+                                    detail=detail, flag=flag, erased=erased)
         return self._signer.sign_document(document, jws.TYP_RECEIPT)
 
     # -- queries a person can try ----------------------------------------------------------
@@ -230,6 +273,20 @@ class _Batch:
     def _row(self, key: str) -> dict[str, Any]:
         row = self.current[key]
         return {column.name: row.get(column.name) for column in restriction.c}
+
+
+def _supersedes(current: dict[str, Any], document: dict[str, Any]) -> bool:
+    """Whether what the agency holds for an entry is newer than a directive: a later
+    revision, or the same revision issued later (a measure policy re-routes an entry without
+    a new revision: a lift, then an impose when a later policy gives the measure back). At
+    the same revision and time a lift wins, so a late impose never undoes it."""
+    held = (current["revision"], _issued(current["document"]))
+    incoming = (document["entry_ref"]["revision"], _issued(document))
+    return held > incoming or (held == incoming and current["status"] == "lifted")
+
+
+def _issued(document: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(document["issued_at"]).replace("Z", "+00:00"))
 
 
 def _claimed(token: str) -> dict[str, Any]:

@@ -11,9 +11,12 @@ b. each document's JWS (profile checks and signature: ``keys.jws``) under its ``
    entry's issuer or the receipt's agency, usable when the log recorded the document;
 c. the log recorded it: the digest of the exact line is the one its ``entry.accepted``,
    ``directive.issued`` or ``receipt.recorded`` event names, and the event's identifiers
-   match the document's;
+   match the document's (for a directive/v2, the policy digest it carries is the one its
+   ``directive.issued`` event names; a directive/v1 carries none);
 d. references: a directive's ``entry_ref`` names an entry the log accepted, present here; a
    receipt names a directive the log issued, present here, for the receipt's agency.
+   Receipts v1 and v2 are read alike; a v2 receipt's flag code (``flagged``) is the one its
+   ``receipt.recorded`` event carries (``flag``).
 
 Documents the log records but the bundle lacks are reported (erased after retention, or
 withheld), not failed: the log still proves what happened to them.
@@ -43,8 +46,9 @@ _ACTIONS = frozenset({b"entry.accepted", b"directive.issued", b"receipt.recorded
 _PREFIX = b'{"action":"'
 # The refs each kind of event is checked by; the rest is dropped, so a long log fits in memory.
 _KEEP = {"entry.accepted": ("digest", "issuer", "entry_id", "revision", "kid"),
-         "directive.issued": ("digest", "directive_id", "agency", "kid", "entry_digest"),
-         "receipt.recorded": ("digest", "directive_id")}
+         "directive.issued": ("digest", "directive_id", "agency", "kid", "entry_digest",
+                              "policy"),
+         "receipt.recorded": ("digest", "directive_id", "flag")}
 _TYP = {"entry": jws.TYP_ENTRY, "directive": jws.TYP_DIRECTIVE, "receipt": jws.TYP_RECEIPT}
 
 
@@ -395,8 +399,10 @@ def _directives(state: _State, path: Path) -> None:
             state.fail("directive.digest_mismatch", f"the log issued {directive_id} with digest "
                        f"{logged.refs.get('digest')} (seq {logged.seq}), this line's is "
                        f"{doc.digest}", file, n)
-        _refs_match(state, "directive", doc, logged, file, {
-            "agency": agency, "kid": doc.kid, "entry_digest": ref["digest"]})
+        expected = {"agency": agency, "kid": doc.kid, "entry_digest": ref["digest"]}
+        if "policy" in doc.payload:  # directive/v2 (v1 carries no policy digest)
+            expected["policy"] = doc.payload["policy"]
+        _refs_match(state, "directive", doc, logged, file, expected)
         accepted = state.index.accepted.get(ref["digest"])
         if accepted is None:
             state.fail("directive.entry_not_logged", f"{directive_id} names entry "
@@ -438,6 +444,9 @@ def _receipts(state: _State, path: Path) -> None:
             code = "receipt.digest_mismatch" if records else "receipt.not_logged"
             state.fail(code, f"the log recorded no receipt for {directive_id} with digest "
                        f"{doc.digest} ({len(records)} other receipt(s) recorded)", file, n)
+        flag = doc.payload.get("flag") if doc.payload.get("status") == "flagged" else None
+        _refs_match(state, "receipt", doc, logged, file,
+                    {"flag": flag.get("code") if isinstance(flag, dict) else None})
         _usable(state, "receipt", doc, logged.at, file, strict_end=False)
         state.receipts.add(doc.digest)
         state.report.count("receipts: signature, signer, log record, issued directive")

@@ -1,5 +1,6 @@
-"""Accountability commands: ``slo``, ``subject report``, ``stats``, ``policy show|diff|apply``
-and ``review due``. docs/accountability.md explains the duties behind each."""
+"""Accountability commands: ``slo``, ``subject report``, ``stats``, ``policy show|diff|apply``,
+``review due``, ``flags`` and ``issuer report``. docs/accountability.md explains the duties
+behind each."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from interdict.accountability import lifts, pages, policy, review, stats, subject
+from interdict.accountability import flags, lifts, pages, policy, reroute, review, stats, subject
 from interdict.accountability.timing import parse_duration
 from interdict.cli.app import JsonFlag, app, options
+from interdict.cli.issuing import issuer_app
 from interdict.cli.output import emit_json, err, out, table
 from interdict.errors import UsageError
 from interdict.installation import Installation
@@ -116,9 +118,14 @@ def _print_subject(data: dict[str, Any]) -> None:
                              ("appeal", m["redress"]["authority"])):
             if value:
                 out.print(f"  {label:<12}{value}", markup=False)
-        table(None, ("agency", "action", "rev", "delivery", "receipt", "receipt at"),
+        table(None, ("agency", "action", "rev", "delivery", "receipt", "receipt at", "flag"),
               [(a, d["action"], d["revision"], d["status"], d["receipt"] or "none yet",
-                d["receipt_at"] or "") for a, ds in sorted(m["agencies"].items()) for d in ds])
+                d["receipt_at"] or "", _flag_text(d.get("flag")))
+               for a, ds in sorted(m["agencies"].items()) for d in ds])
+
+
+def _flag_text(flag: dict[str, Any] | None) -> str:
+    return f"{flag['code']}: {flag['detail']}" if flag else ""
 
 
 @app.command("stats")
@@ -154,6 +161,9 @@ def _print_stats(data: dict[str, Any]) -> None:
           [(a, v["lifts"], v["done"], v["p50_s"], v["p95_s"], v["max_s"])
            for a, v in data["lift_latency"].items()])
     table("late lifts", ("agency", "count"), sorted(data["late_lifts"]["by_agency"].items()))
+    table("agency flags by reason", ("code", "count"), sorted(data["flags"]["by_code"].items()))
+    table("agency flags by agency", ("agency", "count"),
+          sorted(data["flags"]["by_agency"].items()))
 
 
 policy_app = typer.Typer(help="The measure policy: who enforces each measure, on what legal "
@@ -209,19 +219,27 @@ def policy_diff(ctx: typer.Context, file: PolicyFile, json: JsonFlag = False) ->
 @policy_app.command("apply")
 def policy_apply(ctx: typer.Context, file: PolicyFile, json: JsonFlag = False) -> None:
     """Validate FILE, show what changes, and put it in force: who applied it and its digest
-    go to the audit log (policy.applied)."""
+    go to the audit log (policy.applied). Entries in force are re-routed under it in the same
+    transaction: the impose, amend and lift directives it causes are queued in the outbox
+    for the next sync or dispatch (policy.rerouted)."""
     document = policy.read(file)
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
-        applied = policy.apply(session, document, utcnow())
+        rerouted = reroute.apply(session, installation.engine_signer, document, utcnow())
+    applied = rerouted.applied
     if json:
-        emit_json(applied.to_json())
+        emit_json(rerouted.to_json())
         return
     _print_changes(applied.changes)
-    if applied.previous == applied.policy.digest:
+    if applied.seq is None:
         err.print("this policy is already in force: nothing recorded")
-    else:
-        err.print(f"applied {applied.policy.digest} (was {applied.previous})")
+        return
+    err.print(f"applied {applied.policy.digest} (was {applied.previous})")
+    for agency, counts in sorted(rerouted.queued.items()):
+        detail = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        out.print(f"queued for {agency}: {sum(counts.values())} ({detail})")
+    err.print(f"re-routed {rerouted.entries} entries in force: {rerouted.total} directives "
+              "queued (delivered by the next sync or dispatch)")
 
 
 review_app = typer.Typer(help="Reviews due before entries expire.", no_args_is_help=True)
@@ -263,3 +281,55 @@ def review_due(
 def _extensions(item: dict[str, Any]) -> str:
     cap = item["max_extensions"]
     return f"{item['extensions']}" if cap is None else f"{item['extensions']} of {cap}"
+
+
+@app.command("flags")
+def flags_command(
+    ctx: typer.Context,
+    issuer: Annotated[str | None, typer.Option("--issuer", metavar="ID",
+                                               help="Only this issuer's entries.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Directives an agency received and verified but will not act on (receipt status
+    flagged), with its reason code and detail. A flagged directive is answered, so it is not
+    retried, and it is never counted as delivered."""
+    installation = Installation.open(options(ctx).home)
+    with transaction(installation.db) as session:
+        found = flags.flagged(session, issuer)
+    if json:
+        emit_json(found)
+        return
+    if not found:
+        out.print("no directive is flagged")
+        return
+    table(None, ("issuer", "entry", "rev", "agency", "action", "code", "detail", "at"),
+          [(f["issuer"], f["entry_id"], f["revision"], f["agency"], f["action"], f["code"],
+            f["detail"], f["at"]) for f in found])
+
+
+@issuer_app.command("report")
+def issuer_report(
+    ctx: typer.Context,
+    issuer: Annotated[str, typer.Argument(metavar="ISSUER")],
+    json: JsonFlag = False,
+) -> None:
+    """Per entry of ISSUER and per agency, where its latest directive stands: delivered,
+    flagged by the agency (with the reason), rejected, pending or dead-lettered."""
+    installation = Installation.open(options(ctx).home)
+    with transaction(installation.db) as session:
+        data = flags.issuer_report(session, issuer)
+    if json:
+        emit_json(data)
+        return
+    if not data["entries"]:
+        out.print(f"{issuer} has no entry")
+        return
+    out.print(f"{issuer}: {len(data['entries'])} entries; directives "
+              + ", ".join(f"{n} {k}" for k, n in data["directives"].items()))
+    table(None, ("entry", "rev", "entry status", "agency", "action", "delivery", "flag"),
+          [(e["entry_id"], e["revision"], e["status"], agency, d["action"], d["status"],
+            _flag_text(d["flag"])) for e in data["entries"]
+           for agency, d in e["agencies"].items()])
+    if data["flags"]:
+        err.print(f"{data['flags']} directive(s) flagged: the agency will not act on them; "
+                  "see the reason, then amend the entry or settle it with the agency")

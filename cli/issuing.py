@@ -200,11 +200,10 @@ def _entry(file: Path) -> dict[str, object]:
         raise DocumentError(f"{file}: {exc}", code="entry.json") from None
     if not isinstance(document, dict):
         raise DocumentError(f"{file}: an entry is a JSON object", code="entry.json")
-    version = schemas.declared_version("entry", document)
-    if version is None:
-        raise DocumentError(f"{file}: /schema {document.get('schema')!r} is not "
-                            f"{schemas.document_schema('entry', 2)!r}",
-                            code="schema.unknown_version")
+    try:
+        version = schemas.declared_version("entry", document)
+    except DocumentError as exc:
+        raise DocumentError(f"{file}: {exc.message}", code=exc.code) from None
     # the same gate as admission, first, so the error names what to add
     problem = gate.v1_problem(document) if version == 1 else gate.missing(document)
     if problem is not None:

@@ -38,6 +38,9 @@ def summary_line(report: dict[str, Any]) -> str:
             f"{delivered} directives delivered to {names}")
     if failed:
         line += f" ({failed} not delivered yet, see `interdict status`)"
+    flagged = sum(a.get("flagged", 0) for a in agencies.values())
+    if flagged:
+        line += f", {flagged} flagged by the agency (see `interdict flags`)"
     return line + f", checkpoint size {report['checkpoint']['size']}"
 
 
@@ -79,6 +82,9 @@ def show_status(ctx: typer.Context, json: JsonFlag = False) -> None:
               f"backlog {pub['backlog']}")
     out.print(f"entries     {_pairs(data['entries'])}; quarantined {data['quarantined']}")
     out.print(f"directives  {_pairs(data['directives'])}")
+    if data["flags"]:
+        out.print(f"flags       {data['flags']} directive(s) an agency will not act on "
+                  "(`interdict flags`)")
     log = data["audit_log"]
     out.print(f"audit log   {log['size']} events, last checkpoint at {log['checkpoint']}")
     table(None, ("agency", "adapter", "enabled", "directives"),

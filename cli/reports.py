@@ -43,6 +43,8 @@ def status(installation: Installation) -> dict[str, Any]:
                 sa.select(sa.func.count()).select_from(QuarantinedEntry)
                 .where(QuarantinedEntry.released == sa.false())).scalar_one()),
             "directives": _counts(session, Directive.status),
+            "flags": int(session.execute(sa.select(sa.func.count()).select_from(Directive)
+                                         .where(Directive.status == "flagged")).scalar_one()),
             "agencies": agencies,
             "audit_log": {"size": size, "root": base64.b64encode(root).decode(),
                           "checkpoint": checkpoint.size if checkpoint else None},

@@ -43,6 +43,7 @@ class Delivered:
 
     delivered: int = 0
     rejected: int = 0
+    flagged: int = 0  # answered: the agency will not act on it (a reason code); never delivered
     failed: int = 0
     dead: int = 0
     attempted: int = 0
@@ -142,14 +143,21 @@ def _record(session: Session, agency: str, batch: Sequence[tuple[int, str, str]]
     events: list[dict[str, Any]] = []
     calls: list[bool] = []
     kept: list[dict[str, Any]] = []
-    for (row_id, directive_id, _), answer in zip(batch, answers, strict=True):
+    for (row_id, directive_id, directive), answer in zip(batch, answers, strict=True):
         row = rows.get(row_id)
         try:
             if isinstance(answer, DeliveryError):
                 raise answer
             document = receipts.verify(answer, agency=agency, directive_id=directive_id,
-                                       agency_keys=agency_keys)
+                                       agency_keys=agency_keys,
+                                       action=outbox.payload(directive)["action"])
         except (DeliveryError, VerificationError) as exc:
+            if isinstance(exc, VerificationError) and exc.code == receipts.FLAGGED_LIFT \
+                    and isinstance(answer, str):  # an answer, a refusal: not retried
+                calls.append(True)
+                if row is not None and row.status == "pending":
+                    events.append(_lift_refused(row, answer, exc, now, outcome))
+                continue
             calls.append(False)
             if row is not None and row.status == "pending":
                 events.extend(_failed(row, exc, policy, now, outcome, rng))
@@ -189,15 +197,35 @@ def _store_receipts(session: Session, kept: Sequence[dict[str, Any]]) -> None:
 def _received(row: _Row, token: str, document: Mapping[str, Any], now: datetime,
               outcome: Delivered) -> dict[str, Any]:
     status = document["status"]
-    row.status = "rejected" if status == "rejected" else "delivered"
+    flag = receipts.flag_of(document)
+    # flagged is an answer (no retry) but never "delivered": the agency does not act on it
+    row.status = status if status in ("rejected", "flagged") else "delivered"
     row.delivered_at = now
     row.last_error = document.get("detail") if status == "rejected" else None
     if status == "rejected":
         outcome.rejected += 1
+    elif flag is not None:
+        row.last_error = f"flagged: {flag['code']}"  # the code only; the detail is in the receipt
+        outcome.flagged += 1
     else:
         outcome.delivered += 1
     return log.event("receipt.recorded", directive_id=row.directive_id, agency=row.agency,
-                     outcome=status, digest=jws.digest(token))
+                     outcome=status, digest=jws.digest(token),
+                     flag=flag["code"] if flag else None, erased=document.get("erased"))
+
+
+def _lift_refused(row: _Row, token: str, exc: VerificationError, now: datetime,
+                  outcome: Delivered) -> dict[str, Any]:
+    """An agency flagged a lift. A restriction must always be removable, so this is no flag
+    but a refusal, recorded as ``rejected``: the lift stays open (``interdict slo`` reports
+    it late) until someone resolves it and retries. The receipt is not kept as one (it is
+    invalid); its digest is in the event."""
+    row.status = "rejected"
+    row.delivered_at = now
+    row.last_error = f"{exc.code}: {exc.message}"[:2000]
+    outcome.rejected += 1
+    return log.event("receipt.refused", directive_id=row.directive_id, agency=row.agency,
+                     outcome=exc.code, digest=jws.digest(token))
 
 
 def _failed(row: _Row, exc: DeliveryError | VerificationError, policy: DeliveryPolicy,

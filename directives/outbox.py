@@ -13,7 +13,7 @@ import os
 import socket
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -151,17 +151,23 @@ def _write(routes: Sequence[Route], cause: Cause, signer: jws.Signer, now: datet
                                 entry_digest=cause.digest, kid=signer.kid,
                                 digest=jws.digest(token),
                                 status=None if status == "pending" else status,
-                                policy=r.agency.policy))
+                                policy=r.agency.policy, reroute=cause.reroute))
         issued.per_agency[r.agency.id] += 1
 
 
 def issue(session: Session, signer: jws.Signer, caused: Sequence[tuple[Route, Cause]],
           now: datetime) -> Issued:
-    """Write directives for causes chosen elsewhere (an agency's backfill at onboarding)."""
+    """Write directives for causes chosen elsewhere (an agency's backfill at onboarding, a
+    reconcile lift, a policy's re-route). A route not shaped by the policy (a lift to a
+    holder) names the policy in force."""
     issued = Issued(causes=len(caused))
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    in_force = policy.active(session).digest if any(
+        r.agency.policy is None for r, _ in caused) else None
     for r, cause in caused:
+        if r.agency.policy is None:
+            r = replace(r, agency=replace(r.agency, policy=in_force))
         _write([r], cause, signer, now, rows, events, issued)
     _flush(session, rows, events)
     return issued

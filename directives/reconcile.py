@@ -10,6 +10,8 @@ when that directive imposes or amends. The agency reports what it *does* hold
   to do, delivery is on it;
 - ``stuck``: should hold it, but it was dead-lettered or rejected: reported, for
   ``dead-letter retry`` or the agency;
+- ``flagged``: should hold it, but the agency flagged it (it will not act on it, with a reason
+  code): reported, not drift (``interdict flags`` lists it) and never requeued;
 - ``stale``: holds an older directive of an entry it should hold a newer one of: the newer one
   is requeued (or in flight);
 - ``unlifted``: holds what it should no longer hold: the lift is requeued, or issued when none
@@ -35,7 +37,8 @@ from interdict.keys import jws
 from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
 
 HOLDING = outbox.HOLDING
-KINDS = ("missing", "in_flight", "stuck", "stale", "unlifted", "unknown")
+KINDS = ("missing", "in_flight", "stuck", "flagged", "stale", "unlifted", "unknown")
+NOT_DRIFT = ("in_flight", "flagged")
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Drift:
 
     @property
     def drifted(self) -> int:
-        return sum(len(v) for k, v in self.found.items() if k != "in_flight")
+        return sum(len(v) for k, v in self.found.items() if k not in NOT_DRIFT)
 
     def to_json(self) -> dict[str, Any]:
         return {"agency": self.agency, "expected": self.expected, "held": self.held,
@@ -124,6 +127,8 @@ def compare(session: Session, agency: str, held: Iterable[str], asked_at: dateti
 def _kind_of_absent(row: _Latest, asked_at: datetime) -> str:
     if row.status in ("dead", "rejected"):
         return "stuck"
+    if row.status == "flagged":
+        return "flagged"
     if row.status == "delivered" and row.delivered_at is not None \
             and row.delivered_at <= asked_at:
         return "missing"
@@ -186,7 +191,8 @@ def _existing(session: Session, cause: Cause, agency: str) -> set[str]:
 def _audit(session: Session, drift: Drift) -> None:
     events = [log.event("reconcile.drift", agency=drift.agency, directive_id=directive_id,
                         outcome=kind)
-              for kind, ids in drift.found.items() if kind != "in_flight" for directive_id in ids]
+              for kind, ids in drift.found.items() if kind not in NOT_DRIFT
+              for directive_id in ids]
     events.append(log.event("reconcile.compared", agency=drift.agency, expected=drift.expected,
                             held=drift.held, drift=drift.drifted,
                             requeued=len(drift.requeued), lifts=len(drift.lifts_issued),

@@ -274,12 +274,10 @@ def _payload(token: jws.CompactJWS) -> dict[str, Any]:
         document = jws.parse_payload(token)
     except VerificationError as exc:
         raise Refusal(exc.code, exc.message) from None
-    version = schemas.declared_version("entry", document)
-    if version is None:
-        raise Refusal("schema.unknown_version",
-                      f"/schema {document.get('schema')!r} is not "
-                      f"{schemas.document_schema('entry', 2)!r} (nor, for a revoke, "
-                      f"{schemas.document_schema('entry', 1)!r})")
+    try:
+        version = schemas.declared_version("entry", document)
+    except DocumentError as exc:
+        raise Refusal(exc.code, exc.message) from None
     # v1 stays readable (a v1 revoke is still accepted), but cannot pass the gate
     _refuse_if(gate.v1_problem(document) if version == 1 else gate.missing(document))
     try:

@@ -41,6 +41,7 @@ class SyncReport:
                 "issued": self.dispatched.issued.get(agency, 0),
                 "delivered": outcome.delivered if outcome else 0,
                 "rejected": outcome.rejected if outcome else 0,
+                "flagged": outcome.flagged if outcome else 0,
                 "failed": outcome.failed if outcome else 0,
                 "dead_lettered": outcome.dead if outcome else 0,
             }

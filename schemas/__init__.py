@@ -1,9 +1,12 @@
 """The shared JSON Schemas (2020-12) and how interdict applies them.
 
 Each schema file is ``<kind>.v<N>.json``; a document names its schema in its ``schema`` member
-as ``interdict/<kind>/v<N>``. ``jsonschema`` is the reference implementation here: it defines
-what valid means and explains failures. Format checks (``date-time``, ``uri``) really run: a
-FormatChecker is always passed and the format extras are a dependency.
+as ``interdict/<kind>/v<N>``. Versions live side by side: interdict writes the ``CURRENT``
+version of each kind (the default of every function here) and still reads older ones
+(``declared_version`` says which one a document names). ``jsonschema`` is the reference
+implementation here: it defines what valid means and explains failures. Format checks
+(``date-time``, ``uri``) really run: a FormatChecker is always passed and the format extras are
+a dependency.
 
 On the hot path (``check`` and ``is_valid``) a compiled validator of the same schemas
 (jsonschema-rs, ~8 µs per entry against ~1–4 ms) answers first; only a document it finds
@@ -28,6 +31,8 @@ from interdict.errors import DocumentError
 
 BASE = "https://interdict.example/schemas/"
 KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy")
+#: the version interdict writes, per kind (1 when not named); older versions stay readable
+CURRENT = {"directive": 2, "entry": 2}
 
 
 @dataclass(frozen=True)
@@ -59,31 +64,46 @@ def _registry() -> tuple[Registry, dict[str, dict[str, Any]]]:
     return registry, by_id
 
 
-def schema_id(kind: str, version: int = 1) -> str:
-    return f"{BASE}{kind}/v{version}"
+def current(kind: str) -> int:
+    """The version of ``kind`` interdict writes now."""
+    return CURRENT.get(kind, 1)
 
 
-def document_schema(kind: str, version: int = 1) -> str:
+def schema_id(kind: str, version: int | None = None) -> str:
+    return f"{BASE}{kind}/v{version or current(kind)}"
+
+
+def document_schema(kind: str, version: int | None = None) -> str:
     """The value of a document's ``schema`` member."""
-    return f"interdict/{kind}/v{version}"
+    return f"interdict/{kind}/v{version or current(kind)}"
 
 
-def declared_version(kind: str, document: Any) -> int | None:
-    """The version of ``kind`` a document names in its ``schema`` member, if interdict knows
-    that schema (e.g. 2 for ``interdict/entry/v2``); None otherwise."""
+def versions(kind: str) -> list[int]:
+    """Every version of ``kind`` there is a schema for, oldest first."""
+    _, by_id = _registry()
+    prefix = f"{BASE}{kind}/v"
+    return sorted(int(uri[len(prefix):]) for uri in by_id if uri.startswith(prefix)
+                  and uri[len(prefix):].isdigit())
+
+
+def declared_version(kind: str, document: Any) -> int:
+    """The version of its kind a document names in its ``schema`` member.
+
+    Raises:
+        DocumentError: ``schema.unknown_version`` when it names none interdict knows.
+    """
     declared = document.get("schema") if isinstance(document, dict) else None
-    prefix = f"interdict/{kind}/v"
-    if not isinstance(declared, str) or not declared.startswith(prefix):
-        return None
-    number = declared.removeprefix(prefix)
-    if not (number.isascii() and number.isdigit()) or number.startswith("0"):
-        return None
-    _, by_id = _registry()
-    return int(number) if schema_id(kind, int(number)) in by_id else None
+    for version in versions(kind):
+        if declared == document_schema(kind, version):
+            return version
+    known = ", ".join(document_schema(kind, v) for v in versions(kind))
+    raise DocumentError(f"/schema {declared!r} is not one of {known}",
+                        code="schema.unknown_version")
 
 
-def load(kind: str, version: int = 1) -> dict[str, Any]:
+def load(kind: str, version: int | None = None) -> dict[str, Any]:
     _, by_id = _registry()
+    version = version or current(kind)
     try:
         return by_id[schema_id(kind, version)]
     except KeyError:
@@ -91,7 +111,7 @@ def load(kind: str, version: int = 1) -> dict[str, Any]:
 
 
 @cache
-def validator(kind: str, version: int = 1) -> Draft202012Validator:
+def validator(kind: str, version: int | None = None) -> Draft202012Validator:
     registry, _ = _registry()
     return Draft202012Validator(load(kind, version), registry=registry,
                                 format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -105,7 +125,7 @@ def validator_for_definition(definition: dict[str, Any]) -> Draft202012Validator
 
 
 @cache
-def fast_validator(kind: str, version: int = 1) -> Any:
+def fast_validator(kind: str, version: int | None = None) -> Any:
     """The compiled validator of the same schema, with formats checked too."""
     _, by_id = _registry()
     registry = jsonschema_rs.Registry(list(by_id.items()))
@@ -113,7 +133,7 @@ def fast_validator(kind: str, version: int = 1) -> Any:
                                        validate_formats=True)
 
 
-def is_valid(kind: str, document: Any, version: int = 1) -> bool:
+def is_valid(kind: str, document: Any, version: int | None = None) -> bool:
     return bool(fast_validator(kind, version).is_valid(document))
 
 
@@ -121,7 +141,7 @@ def _pointer(error: ValidationError) -> str:
     return "".join(f"/{part}" for part in error.absolute_path)
 
 
-def problems(kind: str, document: Any, version: int = 1) -> list[SchemaProblem]:
+def problems(kind: str, document: Any, version: int | None = None) -> list[SchemaProblem]:
     """Every problem, most relevant first."""
     errors = list(validator(kind, version).iter_errors(document))
     if not errors:
@@ -134,7 +154,7 @@ def problems(kind: str, document: Any, version: int = 1) -> list[SchemaProblem]:
     return [SchemaProblem(_pointer(e), str(e.validator), e.message) for e in ordered]
 
 
-def check(kind: str, document: Any, version: int = 1) -> None:
+def check(kind: str, document: Any, version: int | None = None) -> None:
     """Raises:
     DocumentError: with code ``schema.violation`` or ``schema.unknown_field`` and the path.
     """

@@ -120,7 +120,8 @@ class Directive(SQLModel, table=True):
     entry_id: str = Field(index=True)
     revision: int
     jws: str = Field(sa_column=Column(sa.Text, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending | delivered | dead
+    # pending | delivered | rejected | flagged | dead (| shadow | withheld: never sent)
+    status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     last_error: str | None = None
@@ -145,7 +146,7 @@ class Receipt(SQLModel, table=True):
 
     directive_id: str = Field(primary_key=True, max_length=80)
     agency: str = Field(index=True)
-    status: str  # applied | rejected | duplicate
+    status: str  # applied | rejected | duplicate | flagged (receipt v2)
     jws: str = Field(sa_column=Column(sa.Text, nullable=False))
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

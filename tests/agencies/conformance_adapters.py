@@ -15,7 +15,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interdict.agencies.base import AdapterContext
-from interdict.agencies.simulated import SimulatedAgency, _claimed_id
+from interdict.agencies.conformance import action_of
+from interdict.agencies.simulated import Answer, SimulatedAgency, _claimed_id
 from interdict.errors import DocumentError, VerificationError
 from interdict.keys import jws
 from interdict.keys.jwk import b64u
@@ -26,7 +27,8 @@ class UnsignedReceipts(SimulatedAgency):
 
     name = "unsigned-receipts"
 
-    def _receipt(self, directive_id: str, status: str, detail: str | None) -> str:
+    def _receipt(self, directive_id: str, status: str, detail: str | None,
+                 **_: Any) -> str:
         header = {"alg": "none", "typ": jws.TYP_RECEIPT}
         body = {"schema": "interdict/receipt/v1", "directive_id": directive_id,
                 "agency": self.agency_id, "status": status, "at": "2026-11-27T00:00:00Z"}
@@ -38,12 +40,13 @@ class NotIdempotent(SimulatedAgency):
 
     name = "not-idempotent"
 
-    def _apply_one(self, batch: Any, token: str) -> tuple[str, str | None, str]:
+    def _apply_one(self, batch: Any, token: str) -> Answer:
         try:
             document = self._verified(token)
         except (VerificationError, DocumentError) as exc:
-            return "rejected", f"{exc.code}: {exc.message}", _claimed_id(token)
-        return "applied", self._apply(batch, document), document["directive_id"]
+            return Answer(_claimed_id(token), "rejected", f"{exc.code}: {exc.message}")
+        return Answer(document["directive_id"], "applied", self._apply(batch, document),
+                      document["action"])
 
 
 class IgnoresLifts(SimulatedAgency):
@@ -77,7 +80,8 @@ class SwallowsFailures(SimulatedAgency):
         try:
             return list(super()._deliver(directives))
         except Exception:
-            return [self._receipt(_claimed_id(t), "applied", None) for t in directives]
+            return [self._receipt(_claimed_id(t), "applied", None, action=action_of(t))
+                    for t in directives]
 
 
 class OverridesDeliver(SimulatedAgency):

@@ -47,7 +47,8 @@ def test_the_built_in_simulation_passes_every_check_by_name() -> None:
 
 @pytest.mark.parametrize(("adapter", "failing", "message"), [
     ("unsigned-receipts", {"impose", "amend", "duplicate", "lift", "amend-before-impose",
-                           "lift-unknown", "bad-signature", "wrong-agency"},
+                           "lift-unknown", "reroute", "directive-v1", "bad-signature",
+                           "wrong-agency"},
      r"the receipt for d-[0-9a-f]{32} is not valid \[jws.malformed\]"),
     ("not-idempotent", {"duplicate"},
      r"the repeated amend d-[0-9a-f]{32} was answered 'applied'.*expected 'duplicate'"),
@@ -117,7 +118,7 @@ def test_agency_test_prints_each_check_and_exits_non_zero_on_a_failure(
     code, out, err = run("agency", "test", str(write_manifest(manifest_for("not-idempotent"))))
     assert code == 1
     assert "  FAIL  duplicate" in out and "  PASS  lift " in out
-    assert err.startswith("error[conformance.failed]: 12 of 13 checks passed; failed: "
+    assert err.startswith("error[conformance.failed]: 14 of 15 checks passed; failed: "
                           "duplicate")
     code, out, _ = run("agency", "test", "--json", str(write_manifest(manifest_for("travel"))))
     assert code == 0 and '"ok": true' in out
@@ -171,4 +172,4 @@ def test_a_third_party_runs_the_kit_as_a_pytest_plugin(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED test_agency.py::test_conformance[lift]" in result.stdout
     assert "FAILED test_agency.py::test_conformance[holdings]" in result.stdout
-    assert "3 failed, 10 passed" in result.stdout
+    assert "3 failed, 12 passed" in result.stdout

@@ -161,7 +161,9 @@ def test_a_directive_travels_as_a_standard_webhook_and_verifies_with_other_libra
         assert withheld not in wire
     assert set(decoded) == {"schema", "directive_id", "agency", "action", "entry_ref",
                             "legal_basis", "reason", "effective_from", "issued_at", "subject",
-                            "measures", "expires_at", "redress"}
+                            "measures", "expires_at", "redress", "policy"}
+    assert decoded["schema"] == "interdict/directive/v2"
+    assert decoded["policy"].startswith("sha256:")
     assert receiver.holdings() == [directive.directive_id]
 
 

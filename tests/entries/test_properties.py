@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 ISSUER = "trade-ministry"
 ALLOWED = frozenset({"permit.business", "credit.loan", "procurement.contract"})
 EXAMPLE: dict[str, Any] = json.loads(
-    resources.files("interdict.schemas").joinpath("examples/entry-v2.json").read_text("utf-8"))
+    resources.files("interdict.schemas").joinpath("examples/entry.json").read_text("utf-8"))
 PROPERTIES = settings(max_examples=100, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
 

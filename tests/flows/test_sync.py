@@ -112,7 +112,7 @@ def test_running_sync_again_publishes_and_delivers_nothing_twice(
     assert sum(a["delivered"] for a in first["directives"].values()) == 4
     second = sync(installation)
     assert second["accepted"] == second["quarantined"] == 0
-    assert all(a == {"issued": 0, "delivered": 0, "rejected": 0, "failed": 0,
+    assert all(a == {"issued": 0, "delivered": 0, "rejected": 0, "flagged": 0, "failed": 0,
                      "dead_lettered": 0} for a in second["directives"].values())
     assert second["checkpoint"] == first["checkpoint"]
     for agency in ("travel", "loans"):
@@ -245,7 +245,7 @@ def test_a_receipt_with_a_bad_signature_is_not_a_delivery(
     travel.__dict__["_signer"] = jws.Signer(Ed25519PrivateKey.generate())  # wrong receipt key
     report = sync(installation)
     assert report["directives"]["travel"] == {"issued": 1, "delivered": 0, "rejected": 0,
-                                              "failed": 1, "dead_lettered": 0}
+                                              "flagged": 0, "failed": 1, "dead_lettered": 0}
     (directive,) = rows(installation, Directive)
     assert directive.status == "pending" and directive.attempts == 1
     assert directive.last_error.startswith("receipt.unknown_key")

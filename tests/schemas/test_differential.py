@@ -18,9 +18,12 @@ from interdict import schemas
 
 EXAMPLES = resources.files("interdict.schemas").joinpath("examples")
 VALID = {kind: json.loads(EXAMPLES.joinpath(f"{kind}.json").read_text()) for kind in schemas.KINDS}
-# later versions of a kind, by example: (kind, version) -> document
-LATER = {("entry", 2): json.loads(EXAMPLES.joinpath("entry-v2.json").read_text())}
-CASES = {**{(kind, 1): document for kind, document in VALID.items()}, **LATER}
+# older versions still read, by example
+OLDER = {"entry": "entry-v1.json", "directive": "directive-v1.json"}
+# (kind, version) -> an example of that version
+CASES = {**{(kind, schemas.current(kind)): document for kind, document in VALID.items()},
+         **{(kind, 1): json.loads(EXAMPLES.joinpath(name).read_text())
+            for kind, name in OLDER.items()}}
 
 ODD = [
     "", " ", "2026-11-01", "2026-11-01T00:00:00", "2026-11-01t00:00:00z", "2026-11-01T23:59:60Z",

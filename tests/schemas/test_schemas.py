@@ -26,7 +26,12 @@ INVALID = {
     "invalid-entry-revision-zero.json": ("/revision", "minimum"),
     "invalid-directive-no-legal-basis.json": ("", "required"),
     "invalid-directive-no-redress.json": ("", "required"),
+    "invalid-directive-no-policy.json": ("", "required"),
     "invalid-receipt-rejected-without-detail.json": ("", "required"),
+    "invalid-receipt-v2-flagged-lift.json": ("/status", "not"),
+    "invalid-receipt-v2-flagged-without-flag.json": ("", "required"),
+    "invalid-receipt-v2-erased-impose.json": ("/action", "const"),
+    "invalid-receipt-v2-flag-code.json": ("/flag/code", "enum"),
     "invalid-audit-event-ref-name.json": ("/refs", "pattern"),  # via propertyNames
     "invalid-agency-manifest-endpoint.json": ("/settings/endpoint", "format"),
     "invalid-agency-manifest-subject-field.json": ("/subject_fields/1", "enum"),
@@ -45,17 +50,20 @@ def _kind(name: str) -> str:
     return next(k for k in sorted(schemas.KINDS, key=len, reverse=True) if stem.startswith(k))
 
 
-def _version(name: str) -> int:
-    """The schema version an example names (v1 when it names none, as a manifest)."""
-    return schemas.declared_version(_kind(name), _load(name)) or 1
+def _version(name: str) -> int | None:
+    """The version the example names (examples of older versions stay valid against theirs)."""
+    document = _load(name)
+    return schemas.declared_version(_kind(name), document) if "schema" in document else None
 
 
 def test_every_schema_has_an_id_a_version_and_the_2020_12_dialect() -> None:
     for kind in (*schemas.KINDS, "common"):
-        schema = schemas.load(kind)
-        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-        assert schema["$id"] == schemas.schema_id(kind)
-        assert schema["x-version"] == 1
+        for version in schemas.versions(kind):
+            schema = schemas.load(kind, version)
+            assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+            assert schema["$id"] == schemas.schema_id(kind, version)
+            assert schema["x-version"] == version
+        assert schemas.versions(kind)[-1] == schemas.current(kind)
 
 
 @pytest.mark.parametrize("kind", schemas.KINDS)
@@ -66,20 +74,34 @@ def test_each_kind_has_a_valid_example(kind: str) -> None:
         assert document["schema"] == schemas.document_schema(kind)
 
 
-@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json", "entry-v2.json",
-                                  "entry-v2-revoke.json"])
+@pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json",
+                                  "directive-v1.json", "receipt-v2-flagged.json",
+                                  "receipt-v2-lift-erased.json", "entry-v1.json",
+                                  "entry-v1-revoke.json"])
 def test_other_valid_examples(name: str) -> None:
     assert schemas.problems(_kind(name), _load(name), _version(name)) == []
+    assert schemas.is_valid(_kind(name), _load(name), _version(name))
+
+
+def test_a_document_of_an_older_version_is_checked_against_its_own_schema() -> None:
+    v1 = _load("directive-v1.json")
+    assert schemas.declared_version("directive", v1) == 1
+    assert schemas.problems("directive", v1, 1) == []
+    assert {p.path for p in schemas.problems("directive", v1)} == {"/schema", ""}  # not v2
+    with pytest.raises(DocumentError) as raised:
+        schemas.declared_version("directive", {**v1, "schema": "interdict/directive/v9"})
+    assert raised.value.code == "schema.unknown_version"
 
 
 def test_entry_v2_is_the_gate_on_top_of_v1() -> None:
-    v2 = schemas.load("entry", 2)
+    v1, v2 = schemas.load("entry", 1), schemas.load("entry", 2)
     assert v2["$id"] == schemas.schema_id("entry", 2) and v2["x-version"] == 2
-    assert _version("entry-v2.json") == 2 and _version("entry.json") == 1
-    assert set(v2["properties"]) - set(schemas.load("entry")["properties"]) == {
+    assert _version("entry.json") == 2 and _version("entry-v1.json") == 1
+    assert set(v2["properties"]) - set(v1["properties"]) == {
         "decision", "assessment", "notice", "notice_exemption"}
-    assert schemas.declared_version("entry", {"schema": "interdict/entry/v3"}) is None
-    assert schemas.declared_version("entry", {"schema": "interdict/entry/v02"}) is None
+    for unknown in ("interdict/entry/v3", "interdict/entry/v02"):
+        with pytest.raises(DocumentError):
+            schemas.declared_version("entry", {"schema": unknown})
 
 
 def test_every_invalid_example_is_listed_here() -> None:
