@@ -32,7 +32,7 @@ from interdict.errors import DocumentError
 BASE = "https://interdict.example/schemas/"
 KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy")
 #: the version interdict writes, per kind (1 when not named); older versions stay readable
-CURRENT = {"directive": 2}
+CURRENT = {"directive": 2, "receipt": 2}
 
 
 @dataclass(frozen=True)
