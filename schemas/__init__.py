@@ -27,7 +27,8 @@ from referencing import Registry, Resource
 from interdict.errors import DocumentError
 
 BASE = "https://interdict.example/schemas/"
-KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy")
+KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy",
+         "tombstone")
 
 
 @dataclass(frozen=True)
