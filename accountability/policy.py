@@ -34,7 +34,7 @@ from interdict.storage.models import Agency, AppliedPolicy
 
 DEFAULT_REVIEW_DAYS = 3 * 365  # SIS (Regulation 2018/1862 art. 53): review within 3 years
 # After a lift, personal data is kept this long, then erased (accountability/erasure.py): as
-# long as SIS keeps its access logs (art. 18) and as the general limitation period for claims
+# long as SIS keeps its logs (2018/1862 art. 18) and as the general limitation period for claims
 # (PRC Civil Code art. 188), so a person can still prove and contest a measure that ended.
 DEFAULT_RETENTION_DAYS = 3 * 365
 APPLIED = "policy.applied"

@@ -466,11 +466,11 @@ def check(directory: Path, report: Report) -> None:
     """Steps a-d over the bundle in ``directory``; the log itself must have verified."""
     index = index_log(directory / bundle.EVENTS, report)
     state = _State(report, index, load_keys(directory / bundle.JWKS, index, report))
+    if (directory / bundle.ERASED).is_file():  # claims first: nothing below relies on them
+        _erased_listing(state, directory / bundle.ERASED)
     _entries(state, directory / bundle.ENTRIES)
     _directives(state, directory / bundle.DIRECTIVES)
     _receipts(state, directory / bundle.RECEIPTS)
-    if (directory / bundle.ERASED).is_file():
-        _erased_listing(state, directory / bundle.ERASED)
     _report_gaps(state)
 
 
