@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from interdict.accountability import erasure, lifts, stats, subject
+from interdict import schemas
+from interdict.accountability import erasure, lifts, policy, stats, subject
 from interdict.accountability.policy import DEFAULT_RETENTION_DAYS
 from interdict.auditlog import log
 from interdict.auditlog.bundle import BundleInvalid
@@ -21,6 +22,7 @@ from interdict.auditlog.export import export
 from interdict.auditlog.verify import verify_bundle
 from interdict.cli import main
 from interdict.directives import deadletter
+from interdict.flows.erase import erase as erase_flow
 from interdict.installation import Installation
 from interdict.storage import tombstones, transaction, utcnow
 from interdict.storage.models import Directive, EntryRevision, QuarantinedEntry, Receipt
@@ -157,6 +159,8 @@ def test_erasure_removes_personal_data_from_every_table_and_export_and_verify_pa
     assert summary["refs"]["status"] == "revoked" and summary["outcome"] == "unconfirmed"
     logged = json.dumps(events(lifted), ensure_ascii=False)
     assert not [p for p in PERSONAL if p in logged]
+    for event in [*erased, summary]:
+        schemas.check("audit-event", event)
 
     bundle = tmp_path / "bundle"
     exported = export(lifted, bundle, actor=log.operator())
@@ -264,13 +268,28 @@ def test_quarantine_show_and_retry_see_the_tombstone(lifted: Installation,
     assert tombstones.read(shown["raw"])["kind"] == "quarantine"
 
 
-def test_erase_command_prints_counts_only(lifted: Installation,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_erase_command_and_flow_follow_the_policys_retention(
+        lifted: Installation, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     home = ["--home", str(lifted.home.root)]
     assert main([*home, "erase", "--dry-run", "--json"]) == 0
     dry = json.loads(capsys.readouterr().out)
     assert dry["dry_run"] is True and dry["entries"] == 0  # nothing is 3 years old yet
     assert dry["retention_days"] == DEFAULT_RETENTION_DAYS
+    with transaction(lifted.db) as session:  # a policy that erases right after the lift
+        document = {**policy.active(session).document, "version": "no-retention",
+                    "retention_days": 0}
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document))
+    assert main([*home, "policy", "diff", str(path), "--json"]) == 0
+    assert {"measure": "*", "change": "retention_days", "before": None, "after": 0} in \
+        json.loads(capsys.readouterr().out)
+    assert main([*home, "policy", "apply", str(path), "--json"]) == 0
+    capsys.readouterr()
+    ran = erase_flow(str(lifted.home.root))
+    assert ran["retention_days"] == 0 and ran["entries"] == 1
+    assert ran["checkpoint"]["size"] == len(events(lifted))
+    assert main([*home, "erase"]) == 0
+    assert "erased 0 entries" in capsys.readouterr().out
 
 
 def test_a_bundle_holding_a_document_the_log_erased_fails(lifted: Installation,
