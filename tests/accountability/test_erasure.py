@@ -22,8 +22,10 @@ from interdict.auditlog.export import export
 from interdict.auditlog.verify import verify_bundle
 from interdict.cli import main
 from interdict.directives import deadletter
+from interdict.directives.outbox import payload
 from interdict.flows.erase import erase as erase_flow
 from interdict.installation import Installation
+from interdict.keys import jws
 from interdict.storage import tombstones, transaction, utcnow
 from interdict.storage.models import Directive, EntryRevision, QuarantinedEntry, Receipt
 from tests.accountability.conftest import Make, events, publish, revoke, sync
@@ -51,14 +53,14 @@ def lifted(installation: Installation, prefect_api: str, make_entry: Make) -> In
     """Wang Fang: case-10 imposed, a conflicting impose refused (quarantined, names the entry),
     then revoked, lifted at travel and loans; a garbage publication naming her, refused and
     attributable to nothing. Zhang Wei: case-1 in force."""
-    wang = make_entry(entry_id="court-7/case-10", subject=WANG)
-    publish(installation, make_entry(entry_id="court-7/case-1"), wang)
+    wang, zhang = make_entry(entry_id="court-7/case-10", subject=WANG), make_entry()
+    publish(installation, zhang, wang)
     sync(installation)
-    publish(installation, wang)  # op.conflict: quarantined with her data
+    publish(installation, wang, zhang)  # op.conflict: quarantined with their data
     installation.public.publish([GARBAGE.decode()])
     publish(installation, revoke(make_entry, "court-7/case-10"))
     report = sync(installation)
-    assert report["quarantined"] == 2
+    assert report["quarantined"] == 3
     return installation
 
 
@@ -140,7 +142,8 @@ def test_erasure_removes_personal_data_from_every_table_and_export_and_verify_pa
     assert report.published == 4  # two revisions, the refused impose, the garbage
     assert report.unconfirmed == {"loans": 1, "travel": 1}  # receipt v1 cannot confirm
     assert _holding(lifted, PERSONAL) == {}
-    assert _holding(lifted, ZHANG)  # the entry in force is untouched
+    # the entry in force is untouched, and so is the refused copy that names it
+    assert {"entry_revision", "directive", "quarantine"} <= set(_holding(lifted, ZHANG))
     # digests, ids, statuses and dates stay: the tombstones name what was erased
     with transaction(lifted.db) as session:
         stored = set(session.execute(sa.select(EntryRevision.digest).where(
@@ -257,10 +260,13 @@ def test_quarantine_show_and_retry_see_the_tombstone(lifted: Installation,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     erasure.erase(lifted, now=later())
     with transaction(lifted.db) as session:
-        seqs = list(session.execute(sa.select(QuarantinedEntry.public_seq)).scalars())
+        seqs = list(session.execute(sa.select(QuarantinedEntry.public_seq).where(
+            QuarantinedEntry.detail == erasure.ERASED_DETAIL)).scalars())
+    assert len(seqs) == 2  # Wang Fang's refused copy and the garbage; Zhang Wei's is kept
     assert main(["--home", str(lifted.home.root), "quarantine", "retry", "--json"]) == 0
-    retried = json.loads(capsys.readouterr().out)
-    assert {r["outcome"] for r in retried} == {"erased"} and len(retried) == len(seqs)
+    retried = {r["seq"]: r["outcome"] for r in json.loads(capsys.readouterr().out)}
+    assert [seq for seq, outcome in retried.items() if outcome == "erased"] == sorted(seqs)
+    assert set(retried.values()) == {"erased", "refused"}
     assert main(["--home", str(lifted.home.root), "quarantine", "show", str(seqs[0]),
                  "--json", "--purpose", "ticket 9"]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -309,3 +315,26 @@ def test_a_bundle_holding_a_document_the_log_erased_fails(lifted: Installation,
     # the bundle exported before erasure still verifies: the log only grew since
     shutil.rmtree(after)
     assert verify_bundle(before).ok
+
+
+def test_an_agency_that_confirms_deletion_is_not_chased(lifted: Installation) -> None:
+    """Receipt v2 lets a lift receipt say ``erased: true``; until the agencies send it, the
+    travel agency's stored lift receipt is replaced by one it signs with that member."""
+    from interdict.keys import keyfile
+
+    travel = jws.Signer(keyfile.load(lifted.home.agencies_dir / "travel" / "receipt.key"))
+    with transaction(lifted.db) as session:
+        lift = session.execute(sa.select(Directive.directive_id).where(
+            Directive.entry_id == "court-7/case-10", Directive.agency == "travel",
+            Directive.action == "lift")).scalar_one()
+        receipt = session.get_one(Receipt, lift)
+        receipt.jws = travel.sign_document({**payload(receipt.jws), "erased": True},
+                                           jws.TYP_RECEIPT)
+        session.add(receipt)
+    report = erasure.erase(lifted, now=later())
+    assert report.unconfirmed == {"loans": 1}
+    (summary,) = events(lifted, erasure.ENTRY_ERASED)
+    assert summary["refs"]["unconfirmed"] == "loans"
+    with transaction(lifted.db) as session:
+        marker = tombstones.read(session.get_one(Receipt, lift).jws)
+    assert marker is not None and marker["kept"]["erased"] is True
