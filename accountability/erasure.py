@@ -273,7 +273,7 @@ def _write_tombstones(session: Session, found: _Found, seqs: list[int], now: dat
         if tomb.is_tombstone(r.jws):
             continue
         signed = payload(r.jws)
-        kept = {k: signed[k] for k in ("status", "at", "erased") if k in signed}
+        kept: dict[str, Any] = {k: signed[k] for k in ("status", "at", "erased") if k in signed}
         receipts.append({"directive_id": r.directive_id,
                          "jws": marker("receipt", jws.digest(r.jws), kept)})
     quarantine = [{"id": q.id, "detail": ERASED_DETAIL,

@@ -505,9 +505,9 @@ def _report_gaps(state: _State) -> None:
     issued = {logged.refs.get("digest") for logged in index.issued.values()}
     recorded = {r.refs.get("digest") for rs in index.recorded.values() for r in rs}
     present_directives = {index.issued[d].refs.get("digest") for d in state.directives}
-    absent = {"entry": index.accepted.keys() - state.entries.keys(),
-              "directive": issued - present_directives,
-              "receipt": recorded - state.receipts}
+    absent: dict[str, set[Any]] = {"entry": set(index.accepted) - set(state.entries),
+                                   "directive": issued - present_directives,
+                                   "receipt": recorded - state.receipts}
     erased = {kind: {d for d in digests if (kind, d) in index.erased}
               for kind, digests in absent.items()}
     for kind, digests in erased.items():
