@@ -107,8 +107,10 @@ def serve(
     name: Annotated[str, typer.Option(metavar="NAME",
                                       help="Deployment name (sync/NAME, reconcile/NAME)")]
     = "interdict",
+    erase_every: Annotated[float, typer.Option(
+        metavar="SECONDS", help="How often erasure after retention runs")] = 86400,
 ) -> None:
-    """Run sync and reconcile on a schedule through Prefect until stopped (Ctrl-C).
+    """Run sync, reconcile and erase (daily) on a schedule through Prefect until stopped.
 
     Never two syncs at once: each deployment has a concurrency limit of 1. Point
     PREFECT_API_URL at a Prefect server to see and trigger the runs there."""
@@ -119,7 +121,7 @@ def serve(
     err.print(f"serving sync every {sync_every:g} s and reconcile every {reconcile_every:g} s "
               f"for {opts.home.root}")
     deploy.serve(str(opts.home.root), name=name, sync_every=sync_every,
-                 reconcile_every=reconcile_every)
+                 reconcile_every=reconcile_every, erase_every=erase_every)
 
 
 # -- for agencies --------------------------------------------------------------------------

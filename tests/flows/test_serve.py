@@ -31,9 +31,9 @@ Make = Callable[..., dict[str, Any]]
 
 def test_the_deployments_schedule_sync_and_reconcile_one_at_a_time(tmp_path: Path) -> None:
     made = {d.flow_name: d for d in deployments(str(tmp_path), name="east", sync_every=120,
-                                                reconcile_every=7200)}
-    assert set(made) == {"sync", "reconcile"}
-    for flow_name, every in (("sync", 120), ("reconcile", 7200)):
+                                                reconcile_every=7200, erase_every=43200)}
+    assert set(made) == {"sync", "reconcile", "erase"}
+    for flow_name, every in (("sync", 120), ("reconcile", 7200), ("erase", 43200)):
         deployment = made[flow_name]
         assert deployment.name == "east"
         assert deployment.parameters == {"home": str(tmp_path)}
