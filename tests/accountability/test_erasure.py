@@ -140,7 +140,7 @@ def test_erasure_removes_personal_data_from_every_table_and_export_and_verify_pa
     assert report.to_json()["documents"] == {"entry": 2, "directive": 4, "receipt": 4,
                                              "quarantine": 2, "import": 0}
     assert report.published == 4  # two revisions, the refused impose, the garbage
-    assert report.unconfirmed == {"loans": 1, "travel": 1}  # receipt v1 cannot confirm
+    assert report.unconfirmed == {}  # the built-in agencies confirm in their lift receipts
     assert _holding(lifted, PERSONAL) == {}
     # the entry in force is untouched, and so is the refused copy that names it
     assert {"entry_revision", "directive", "quarantine"} <= set(_holding(lifted, ZHANG))
@@ -158,8 +158,8 @@ def test_erasure_removes_personal_data_from_every_table_and_export_and_verify_pa
     assert len(erased) == 12 and {e["refs"]["kind"] for e in erased} == {
         "entry", "directive", "receipt", "quarantine"}
     (summary,) = events(lifted, erasure.ENTRY_ERASED)
-    assert summary["refs"]["unconfirmed"] == "loans,travel"
-    assert summary["refs"]["status"] == "revoked" and summary["outcome"] == "unconfirmed"
+    assert "unconfirmed" not in summary["refs"]
+    assert summary["refs"]["status"] == "revoked" and summary["outcome"] == "ok"
     logged = json.dumps(events(lifted), ensure_ascii=False)
     assert not [p for p in PERSONAL if p in logged]
     for event in [*erased, summary]:
@@ -317,9 +317,9 @@ def test_a_bundle_holding_a_document_the_log_erased_fails(lifted: Installation,
     assert verify_bundle(before).ok
 
 
-def test_an_agency_that_confirms_deletion_is_not_chased(lifted: Installation) -> None:
-    """Receipt v2 lets a lift receipt say ``erased: true``; until the agencies send it, the
-    travel agency's stored lift receipt is replaced by one it signs with that member."""
+def test_an_agency_that_does_not_confirm_deletion_is_chased(lifted: Installation) -> None:
+    """The built-in agencies confirm deletion (receipt v2 ``erased: true``); here the travel
+    agency's stored lift receipt is replaced by one it signs saying it kept the data."""
     from interdict.keys import keyfile
 
     travel = jws.Signer(keyfile.load(lifted.home.agencies_dir / "travel" / "receipt.key"))
@@ -328,13 +328,13 @@ def test_an_agency_that_confirms_deletion_is_not_chased(lifted: Installation) ->
             Directive.entry_id == "court-7/case-10", Directive.agency == "travel",
             Directive.action == "lift")).scalar_one()
         receipt = session.get_one(Receipt, lift)
-        receipt.jws = travel.sign_document({**payload(receipt.jws), "erased": True},
+        receipt.jws = travel.sign_document({**payload(receipt.jws), "erased": False},
                                            jws.TYP_RECEIPT)
         session.add(receipt)
     report = erasure.erase(lifted, now=later())
-    assert report.unconfirmed == {"loans": 1}
+    assert report.unconfirmed == {"travel": 1}
     (summary,) = events(lifted, erasure.ENTRY_ERASED)
-    assert summary["refs"]["unconfirmed"] == "loans"
+    assert summary["refs"]["unconfirmed"] == "travel" and summary["outcome"] == "unconfirmed"
     with transaction(lifted.db) as session:
         marker = tombstones.read(session.get_one(Receipt, lift).jws)
-    assert marker is not None and marker["kept"]["erased"] is True
+    assert marker is not None and marker["kept"]["erased"] is False
