@@ -33,6 +33,10 @@ from interdict.keys.jws import canonical_json, digest
 from interdict.storage.models import Agency, AppliedPolicy
 
 DEFAULT_REVIEW_DAYS = 3 * 365  # SIS (Regulation 2018/1862 art. 53): review within 3 years
+# After a lift, personal data is kept this long, then erased (accountability/erasure.py): as
+# long as SIS keeps its logs (2018/1862 art. 18) and as the general limitation period for claims
+# (PRC Civil Code art. 188), so a person can still prove and contest a measure that ended.
+DEFAULT_RETENTION_DAYS = 3 * 365
 APPLIED = "policy.applied"
 
 
@@ -56,6 +60,11 @@ class Policy:
         days = [self.document["measures"][t]["review_interval_days"]
                 for t in measure_types if self.covers(t)]
         return min(days, default=DEFAULT_REVIEW_DAYS)
+
+    @property
+    def retention_days(self) -> int:
+        """Days personal data is kept after an entry is lifted (``retention_days``)."""
+        return int(self.document.get("retention_days", DEFAULT_RETENTION_DAYS))
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "applied_by": self.applied_by or "default",
@@ -179,6 +188,10 @@ def check_agencies(session: Session, document: Mapping[str, Any]) -> None:
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What changes, one line per measure and setting (per agency for agencies)."""
     changes: list[dict[str, Any]] = []
+    if before.get("retention_days") != after.get("retention_days"):
+        changes.append({"measure": "*", "change": "retention_days",
+                        "before": before.get("retention_days"),
+                        "after": after.get("retention_days")})
     old, new = before["measures"], after["measures"]
     for measure in sorted(set(old) | set(new)):
         if measure not in new:

@@ -31,6 +31,7 @@ from interdict.errors import UsageError
 from interdict.installation import Installation
 from interdict.storage import transaction
 from interdict.storage.models import Directive, EntryRevision, EntryState, Receipt
+from interdict.storage.tombstones import is_tombstone
 from interdict.storage.types import utcnow
 
 READ = "subject.report_read"
@@ -109,6 +110,8 @@ def _entries_of(session: Session, who: SubjectId) -> dict[tuple[str, str],
         EntryRevision.issuer, EntryRevision.entry_id, EntryRevision.revision)).scalars()
     matched: set[tuple[str, str]] = set()
     for row in rows:
+        if is_tombstone(row.jws):
+            continue  # erased after retention: nothing about the person is left to report
         document = payload(row.jws)
         key = (row.issuer, row.entry_id)
         found[key].append((row, document))

@@ -68,7 +68,7 @@ def receipt_document(directive_id: str, agency: str, status: str, *, action: str
     True when the agency deleted what it held about the subject for that entry.
     """
     document: dict[str, Any] = {
-        "schema": schemas.document_schema("receipt", 2), "directive_id": directive_id,
+        "schema": schemas.document_schema("receipt"), "directive_id": directive_id,
         "agency": agency, "status": status, "at": utcnow().isoformat().replace("+00:00", "Z")}
     if action is not None:
         document["action"] = action

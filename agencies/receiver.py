@@ -180,15 +180,19 @@ class Receiver:
 
     def _erase(self, ref: Mapping[str, Any], lift_id: str) -> bool:
         """A lift deletes the subject's data kept for its entry: the stored JWS of the
-        directives it ends (their ids, actions and revisions stay, for holdings). True when
-        nothing about the subject is left for the entry: no newer revision is held."""
-        self._db.execute(
-            "UPDATE directive SET jws = '' WHERE issuer = ? AND entry_id = ? AND revision <= ? "
-            "AND directive_id != ?", (ref["issuer"], ref["entry_id"], ref["revision"], lift_id))
-        newer = self._db.execute(
-            "SELECT 1 FROM directive WHERE issuer = ? AND entry_id = ? AND revision > ? "
-            "AND jws != '' LIMIT 1", (ref["issuer"], ref["entry_id"], ref["revision"])).fetchone()
-        return newer is None
+        directives it ends, i.e. those older than it (their ids, actions and revisions stay,
+        for holdings). True when nothing about the subject is left for the entry: no newer
+        directive holds any (a re-routed impose can be newer at the same revision)."""
+        rows = self._db.execute(
+            "SELECT directive_id, issuer, entry_id, revision, action, jws FROM directive "
+            "WHERE issuer = ? AND entry_id = ? AND jws != ''",
+            (ref["issuer"], ref["entry_id"])).fetchall()
+        lift = next((row for row in rows if row[0] == lift_id), None)
+        if lift is None:  # a repeat of a lift a newer lift has since superseded
+            return all(row[4] == "lift" for row in rows)
+        older = [(row[0],) for row in rows if row[0] != lift_id and _order(row) < _order(lift)]
+        self._db.executemany("UPDATE directive SET jws = '' WHERE directive_id = ?", older)
+        return all(row[4] == "lift" or _order(row) < _order(lift) for row in rows)
 
     def _verified(self, token: str, webhook_id: str) -> dict[str, Any]:
         document = verify_directive(token, agency=self.agency, engine_keys=self.engine_keys)
@@ -232,6 +236,9 @@ class Receiver:
 def _order(row: tuple[Any, ...]) -> tuple[int, str, bool]:
     # issued_at normalised to one format, so the strings order as the times (every stored
     # token was verified before it was stored)
+    # A blank token was erased by a lift, so it was older than that lift: first at its revision.
+    if not row[5]:
+        return row[3], "", False
     issued = json.loads(unb64u(row[5].split(".")[1]))["issued_at"]
     return row[3], _utc(issued), row[4] == "lift"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -286,7 +286,10 @@ def _supersedes(current: dict[str, Any], document: dict[str, Any]) -> bool:
 
 
 def _issued(document: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(document["issued_at"]).replace("Z", "+00:00"))
+    stamp = document.get("issued_at")
+    if not isinstance(stamp, str):  # a row this store did not write from a directive
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _claimed(token: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ JWKS = "jwks.json"
 ENTRIES = "entries.jsonl"
 DIRECTIVES = "directives.jsonl"
 RECEIPTS = "receipts.jsonl"
+ERASED = "erased.jsonl"  # optional: bundles exported before erasure existed lack it
 FILES = (EVENTS, CHECKPOINT, CHECKPOINTS, LOG_VKEY, JWKS, ENTRIES, DIRECTIVES, RECEIPTS)
 
 # Which kind of key owner may sign which document (DESIGN.md "Trust").

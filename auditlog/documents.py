@@ -18,8 +18,13 @@ d. references: a directive's ``entry_ref`` names an entry the log accepted, pres
    Receipts v1 and v2 are read alike; a v2 receipt's flag code (``flagged``) is the one its
    ``receipt.recorded`` event carries (``flag``).
 
-Documents the log records but the bundle lacks are reported (erased after retention, or
-withheld), not failed: the log still proves what happened to them.
+Documents the log records but the bundle lacks are reported, not failed: the log still
+proves what happened to them. Those the log records erasing (``document.erased``) are
+reported as erased; the others as withheld. ``erased.jsonl`` (optional) lists erased
+documents by kind, digest and the seq of their erasure event: each line must be an erasure
+the log records (``erased.not_logged``). A document the log records erasing must not be in
+the bundle (``erased.present``): the erasure the log claims did not happen. A directive whose
+entry, or a receipt whose directive, was erased still verifies: what it names is in the log.
 """
 
 from __future__ import annotations
@@ -42,13 +47,14 @@ from interdict.keys.jwk import thumbprint, unb64u
 from interdict.keys.truststore import OWNER_KINDS
 
 _ACTIONS = frozenset({b"entry.accepted", b"directive.issued", b"receipt.recorded", b"key.added",
-                      b"key.retired", b"key.revoked"})
+                      b"key.retired", b"key.revoked", b"document.erased"})
 _PREFIX = b'{"action":"'
 # The refs each kind of event is checked by; the rest is dropped, so a long log fits in memory.
 _KEEP = {"entry.accepted": ("digest", "issuer", "entry_id", "revision", "kid"),
          "directive.issued": ("digest", "directive_id", "agency", "kid", "entry_digest",
                               "policy"),
-         "receipt.recorded": ("digest", "directive_id", "flag")}
+         "receipt.recorded": ("digest", "directive_id", "flag"),
+         "document.erased": ("digest", "kind")}
 _TYP = {"entry": jws.TYP_ENTRY, "directive": jws.TYP_DIRECTIVE, "receipt": jws.TYP_RECEIPT}
 
 
@@ -85,6 +91,7 @@ class LogIndex:
     issued: dict[str, Logged] = field(default_factory=dict)  # directive_id ->
     recorded: dict[str, list[Logged]] = field(default_factory=dict)  # directive_id ->
     keys: dict[str, _KeyRecord] = field(default_factory=dict)  # kid ->
+    erased: dict[tuple[str, str], Logged] = field(default_factory=dict)  # (kind, digest) ->
 
 
 def index_log(path: Path, report: Report) -> LogIndex:
@@ -132,6 +139,8 @@ def _add(index: LogIndex, item: tuple[str, Logged]) -> None:
         index.issued[refs.get("directive_id", "")] = logged
     elif action == "receipt.recorded":
         index.recorded.setdefault(refs.get("directive_id", ""), []).append(logged)
+    elif action == "document.erased":
+        index.erased.setdefault((str(refs.get("kind")), str(refs.get("digest"))), logged)
     elif action == "key.added":
         index.keys.setdefault(refs.get("kid", ""), _KeyRecord(logged))
     elif action in ("key.retired", "key.revoked") and refs.get("kid") in index.keys:
@@ -317,7 +326,12 @@ def _verified(state: _State, kind: str, file: str, n: int, token: bytes) -> _Che
         payload = _payload(parsed)
     except VerificationError as exc:
         state.fail(exc.code, f"{kind}: {exc.message}", file, n)
-    return _Checked(n, parsed.kid, key, payload, jws.digest(token))
+    digest = jws.digest(token)
+    erased = state.index.erased.get((kind, digest))
+    if erased is not None:
+        state.fail("erased.present", f"the log records erasing this {kind} ({digest}) at seq "
+                   f"{erased.seq}, yet the bundle holds it: the erasure did not happen", file, n)
+    return _Checked(n, parsed.kid, key, payload, digest)
 
 
 def _usable(state: _State, kind: str, doc: _Checked, at: datetime, file: str,
@@ -410,7 +424,8 @@ def _directives(state: _State, path: Path) -> None:
         _refs_match(state, "directive", doc, accepted, file, {
             "issuer": ref.get("issuer"), "entry_id": ref.get("entry_id"),
             "revision": ref.get("revision")})
-        if ref["digest"] not in state.entries:
+        if ref["digest"] not in state.entries and ("entry", ref["digest"]) not in \
+                state.index.erased:
             state.fail("directive.entry_missing", f"{directive_id} names entry {ref['digest']}, "
                        "which is not in entries.jsonl", file, n)
         _usable(state, "directive", doc, logged.at, file, strict_end=True)
@@ -432,12 +447,16 @@ def _receipts(state: _State, path: Path) -> None:
         if directive_id not in state.index.issued:
             state.fail("receipt.directive_not_logged", f"receipt for {directive_id}, which the "
                        "log never issued", file, n)
-        if directive_id not in state.directives:
-            state.fail("receipt.directive_missing", f"receipt for {directive_id}, which is not "
-                       "in directives.jsonl", file, n)
-        if state.directives[directive_id] != agency:
+        issued = state.index.issued[directive_id]
+        sent_to = state.directives.get(directive_id)
+        if sent_to is None:
+            if ("directive", issued.refs.get("digest")) not in state.index.erased:
+                state.fail("receipt.directive_missing", f"receipt for {directive_id}, which is "
+                           "not in directives.jsonl", file, n)
+            sent_to = issued.refs.get("agency")
+        if sent_to != agency:
             state.fail("receipt.wrong_agency", f"receipt by {agency} for {directive_id}, which "
-                       f"was issued to {state.directives[directive_id]}", file, n)
+                       f"was issued to {sent_to}", file, n)
         records = state.index.recorded.get(directive_id, [])
         logged = next((r for r in records if r.refs.get("digest") == doc.digest), None)
         if logged is None:
@@ -456,22 +475,58 @@ def check(directory: Path, report: Report) -> None:
     """Steps a-d over the bundle in ``directory``; the log itself must have verified."""
     index = index_log(directory / bundle.EVENTS, report)
     state = _State(report, index, load_keys(directory / bundle.JWKS, index, report))
+    if (directory / bundle.ERASED).is_file():  # claims first: nothing below relies on them
+        _erased_listing(state, directory / bundle.ERASED)
     _entries(state, directory / bundle.ENTRIES)
     _directives(state, directory / bundle.DIRECTIVES)
     _receipts(state, directory / bundle.RECEIPTS)
     _report_gaps(state)
 
 
+def _erased_listing(state: _State, path: Path) -> None:
+    """Each line names an erasure the log records: kind, digest, and the event's seq."""
+    file, seen = bundle.ERASED, set()
+    for n, line in _lines(path, "erased"):
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            item = None
+        if not isinstance(item, dict) or not all(
+                isinstance(item.get(k), t) for k, t in (("kind", str), ("digest", str),
+                                                        ("seq", int))):
+            state.fail("document.malformed", "an erased.jsonl line is an object with kind, "
+                       "digest and seq", file, n)
+        key = (item["kind"], item["digest"])
+        logged = state.index.erased.get(key)
+        if logged is None or logged.seq != item["seq"]:
+            state.fail("erased.not_logged", f"the bundle lists {item['kind']} {item['digest']} "
+                       f"as erased at seq {item['seq']}, but the log records no such erasure",
+                       file, n)
+        if key in seen:
+            state.fail("document.duplicate", f"{item['digest']} is listed as erased twice",
+                       file, n)
+        seen.add(key)
+        state.report.count("erased: listed, the log records the erasure")
+
+
 def _report_gaps(state: _State) -> None:
     index, report = state.index, state.report
+    issued = {logged.refs.get("digest") for logged in index.issued.values()}
     recorded = {r.refs.get("digest") for rs in index.recorded.values() for r in rs}
-    absent = {"entries": len(index.accepted.keys() - state.entries.keys()),
-              "directives": len(index.issued.keys() - state.directives.keys()),
-              "receipts": len(recorded - state.receipts)}
-    if any(absent.values()):
+    present_directives = {index.issued[d].refs.get("digest") for d in state.directives}
+    absent: dict[str, set[Any]] = {"entry": set(index.accepted) - set(state.entries),
+                                   "directive": issued - present_directives,
+                                   "receipt": recorded - state.receipts}
+    erased = {kind: {d for d in digests if (kind, d) in index.erased}
+              for kind, digests in absent.items()}
+    for kind, digests in erased.items():
+        if digests:
+            report.count(f"erased after retention ({kind}), as the log records", len(digests))
+    withheld = {kind: len(digests - erased[kind]) for kind, digests in absent.items()}
+    if any(withheld.values()):
         report.warnings.append(
-            "the log records " + ", ".join(f"{n} {k}" for k, n in absent.items() if n)
-            + " that the bundle does not hold (erased after retention, or withheld)")
+            "the log records " + ", ".join(f"{n} {k}(s)" for k, n in withheld.items() if n)
+            + " that the bundle neither holds nor lists as erased (withheld)")
     for kind, n in sorted(state.late.items()):
         report.warnings.append(f"{n} {kind}(s) recorded after their key's validity ended: "
                                "signed before? the bundle carries no signing time")

@@ -26,7 +26,8 @@ from interdict.auditlog import bundle, checkpoints, log
 from interdict.errors import AuditError, UsageError
 from interdict.installation import Installation
 from interdict.keys.jwk import unb64u
-from interdict.storage import transaction
+from interdict.keys.jws import canonical_json
+from interdict.storage import tombstones, transaction
 from interdict.storage.models import (
     AuditEvent,
     Checkpoint,
@@ -49,11 +50,13 @@ class Exported:
     directives: int
     receipts: int
     keys: int
+    erased: int = 0  # documents listed in erased.jsonl instead
 
     def to_json(self) -> dict[str, Any]:
         return {"directory": str(self.directory), "size": self.size, "root": self.root,
                 "checkpoints": self.checkpoints, "entries": self.entries,
-                "directives": self.directives, "receipts": self.receipts, "keys": self.keys}
+                "directives": self.directives, "receipts": self.receipts, "keys": self.keys,
+                "erased": self.erased}
 
 
 def export(installation: Installation, directory: Path, *, actor: str) -> Exported:
@@ -81,18 +84,27 @@ def export(installation: Installation, directory: Path, *, actor: str) -> Export
     return Exported(directory=target, **summary)
 
 
-def _count(session: Session, model: Any) -> int:
-    return int(session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one())
+# The documents a bundle holds, with their kind as erasure names it (document.erased).
+_DOCUMENTS = ((bundle.ENTRIES, "entry", EntryRevision), (bundle.DIRECTIVES, "directive", Directive),
+              (bundle.RECEIPTS, "receipt", Receipt))
+
+
+def _count(session: Session, model: Any, *where: Any) -> int:
+    return int(session.execute(sa.select(sa.func.count()).select_from(model)
+                               .where(*where)).scalar_one())
 
 
 def _write(session: Session, installation: Installation, out: Path,
            actor: str) -> dict[str, Any]:
-    counts = {"entries": _count(session, EntryRevision), "directives": _count(session, Directive),
-              "receipts": _count(session, Receipt)}
+    present = [_count(session, model, tombstones.present(model.jws))
+               for _, _, model in _DOCUMENTS]
+    counts = dict(zip(("entries", "directives", "receipts"), present, strict=True))
+    erased = sum(_count(session, model, tombstones.erased(model.jws))
+                 for _, _, model in _DOCUMENTS)
     # Counts only: the log never holds personal data, not even who or what was exported.
     log.append(session, [log.event("audit.exported", actor=actor, entries=counts["entries"],
                                    directives=counts["directives"],
-                                   receipts=counts["receipts"])])
+                                   receipts=counts["receipts"], erased=erased or None)])
     latest = checkpoints.sign(session, installation.log_signer, installation.home.log_origin)
     size = _write_events(session, out / bundle.EVENTS)
     if size != latest.size:
@@ -101,16 +113,31 @@ def _write(session: Session, installation: Installation, out: Path,
     history = _write_checkpoints(session, out, latest)
     (out / bundle.LOG_VKEY).write_text(installation.log_signer.vkey() + "\n")
     kids: set[str] = set()
-    for name, query in (
-            (bundle.ENTRIES, sa.select(col(EntryRevision.jws)).order_by(col(EntryRevision.id))),
-            (bundle.DIRECTIVES, sa.select(col(Directive.jws)).order_by(col(Directive.id))),
-            (bundle.RECEIPTS, sa.select(col(Receipt.jws)).order_by(col(Receipt.at),
-                                                                  col(Receipt.directive_id)))):
+    order = {EntryRevision: (col(EntryRevision.id),), Directive: (col(Directive.id),),
+             Receipt: (col(Receipt.at), col(Receipt.directive_id))}
+    for name, _, model in _DOCUMENTS:
+        query = sa.select(model.jws).where(tombstones.present(model.jws)).order_by(*order[model])
         with (out / name).open("wb") as handle:
             _write_tokens(session, query, handle, kids)
+    _write_erased(session, out / bundle.ERASED)
     keys = _write_jwks(session, out / bundle.JWKS, kids)
     root = base64.b64encode(bytes(latest.root)).decode("ascii")
-    return {"size": size, "root": root, "checkpoints": history, "keys": keys, **counts}
+    return {"size": size, "root": root, "checkpoints": history, "keys": keys,
+            "erased": erased, **counts}
+
+
+def _write_erased(session: Session, path: Path) -> None:
+    """``erased.jsonl``: per document erased after retention, its kind, digest and the
+    ``document.erased`` event that records it, in place of the document."""
+    with path.open("wb") as handle:
+        for _, kind, model in _DOCUMENTS:
+            rows = session.execute(sa.select(model.jws).where(tombstones.erased(model.jws))
+                                   .execution_options(yield_per=_BATCH)).scalars()
+            for value in rows:
+                marker = tombstones.read(value)
+                if marker is not None and "seq" in marker:
+                    handle.write(canonical_json({"kind": kind, "digest": marker["digest"],
+                                                 "seq": marker["seq"]}) + b"\n")
 
 
 def _write_events(session: Session, path: Path) -> int:

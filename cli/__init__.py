@@ -12,6 +12,7 @@ from interdict.cli import (  # noqa: F401  (each module registers its commands)
     agencies,
     audit,
     delivery,
+    erasure,
     importing,
     issuing,
     main_job,

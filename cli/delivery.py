@@ -107,11 +107,14 @@ def serve(
     review_every: Annotated[float, typer.Option(
         metavar="SECONDS", help="How often the review warning runs (review.due)")] = 86400,
     name: Annotated[str, typer.Option(metavar="NAME", help="Deployment name (sync/NAME, "
-                                                           "reconcile/NAME, review/NAME)")]
+                                                           "reconcile/NAME, review/NAME, "
+                                                           "erase/NAME)")]
     = "interdict",
+    erase_every: Annotated[float, typer.Option(
+        metavar="SECONDS", help="How often erasure after retention runs")] = 86400,
 ) -> None:
-    """Run sync, reconcile and the review warning on a schedule through Prefect until
-    stopped (Ctrl-C).
+    """Run sync, reconcile, the review warning (daily) and erase (daily) on a schedule
+    through Prefect until stopped (Ctrl-C).
 
     Never two syncs at once: each deployment has a concurrency limit of 1. Point
     PREFECT_API_URL at a Prefect server to see and trigger the runs there."""
@@ -119,10 +122,12 @@ def serve(
     Installation.open(opts.home)
     from interdict.flows import deploy
 
-    err.print(f"serving sync every {sync_every:g} s, reconcile every {reconcile_every:g} s "
-              f"and review every {review_every:g} s for {opts.home.root}")
+    err.print(f"serving sync every {sync_every:g} s, reconcile every {reconcile_every:g} s"
+              f", review every {review_every:g} s and erase every {erase_every:g} s for "
+              f"{opts.home.root}")
     deploy.serve(str(opts.home.root), name=name, sync_every=sync_every,
-                 reconcile_every=reconcile_every, review_every=review_every)
+                 reconcile_every=reconcile_every, review_every=review_every,
+                 erase_every=erase_every)
 
 
 # -- for agencies --------------------------------------------------------------------------

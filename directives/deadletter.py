@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from interdict.auditlog import log
 from interdict.directives import throttle
+from interdict.storage import tombstones
 from interdict.storage.models import Directive
 
 
@@ -36,16 +37,31 @@ def dead_letters(session: Session, agency: str | None = None) -> list[Directive]
     return list(session.execute(query).scalars())
 
 
-def requeue(session: Session, rows: Sequence[Directive], *, actor: str, reason: str) -> None:
-    """Make directives pending and due now, with a fresh attempt budget; audit each one."""
-    for row in rows:
-        row.status, row.attempts, row.next_attempt_at = "pending", 0, None
-        row.claimed_by, row.claimed_until, row.delivered_at = None, None, None
-        session.add(row)
-    if rows:
+def requeue(session: Session, rows: Sequence[Directive], *, actor: str,
+            reason: str) -> list[Directive]:
+    """Make directives pending and due now, with a fresh attempt budget; audit each one.
+
+    A directive erased after retention is never sent again: the update skips tombstones
+    (checked by the database under the row lock, so an erasure that committed meanwhile
+    wins). Returns the rows requeued."""
+    if not rows:
+        return []
+    session.flush()
+    requeued = set(session.execute(
+        sa.update(Directive)
+        .where(Directive.id.in_([r.id for r in rows]),  # type: ignore[union-attr]
+               tombstones.present(Directive.jws))
+        .values(status="pending", attempts=0, next_attempt_at=None, claimed_by=None,
+                claimed_until=None, delivered_at=None)
+        .returning(Directive.id).execution_options(synchronize_session=False)).scalars())
+    done = [r for r in rows if r.id in requeued]
+    for row in done:  # keep the caller's objects in step with the database
+        session.refresh(row)
+    if done:
         log.append(session, [log.event("directive.requeued", actor=actor,
                                        directive_id=r.directive_id, agency=r.agency,
-                                       outcome=reason) for r in rows])
+                                       outcome=reason) for r in done])
+    return done
 
 
 def retry_dead(session: Session, *, actor: str, agency: str | None = None) -> Requeued:
@@ -58,8 +74,8 @@ def retry_dead(session: Session, *, actor: str, agency: str | None = None) -> Re
             result.superseded.append(row.directive_id)
         else:
             retry.append(row)
-            result.requeued.append(row.directive_id)
-    requeue(session, retry, actor=actor, reason="dead_letter_retry")
+    retry = requeue(session, retry, actor=actor, reason="dead_letter_retry")
+    result.requeued = [r.directive_id for r in retry]
     # the operator says the agency is worth trying again now, not after its cooldown
     closed = [e for a in sorted({r.agency for r in retry})
               for e in throttle.reset(session, a, actor=actor, reason="dead_letter_retry")]

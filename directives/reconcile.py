@@ -34,6 +34,7 @@ from interdict.directives import deadletter, outbox
 from interdict.directives.document import Cause, directive_id, iso
 from interdict.directives.routing import NOT_SENT, AgencyRoute, Route
 from interdict.keys import jws
+from interdict.storage import tombstones
 from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
 
 HOLDING = outbox.HOLDING
@@ -117,7 +118,7 @@ def compare(session: Session, agency: str, held: Iterable[str], asked_at: dateti
             requeue.append(session.get_one(Directive, row.id))
         else:
             drift.found[kind].append(row.directive_id)
-    deadletter.requeue(session, requeue, actor=log.ENGINE, reason="reconcile")
+    requeue = deadletter.requeue(session, requeue, actor=log.ENGINE, reason="reconcile")
     drift.requeued = [r.directive_id for r in requeue]
     drift.lifts_issued = _issue_lifts(session, agency, to_lift, signer, now)
     _audit(session, drift)
@@ -169,6 +170,8 @@ def _issue_lifts(session: Session, agency: str, rows: Sequence[_Latest], signer:
         revision = session.execute(sa.select(EntryRevision).where(
             EntryRevision.issuer == state.issuer, EntryRevision.entry_id == state.entry_id,
             EntryRevision.revision == state.revision)).scalar_one()
+        if tombstones.is_tombstone(revision.jws):
+            continue  # erased after retention: reported as unlifted, for a person to chase
         cause = Cause(state.issuer, state.entry_id, state.revision, revision.digest,
                       outbox.payload(revision.jws),
                       f"entry {state.status}; still held at the agency (reconcile)", iso(now))

@@ -26,6 +26,7 @@ from interdict.entries.admission import Accepted, Admission, EntryStatus, Publis
 from interdict.keys import jws
 from interdict.keys.truststore import TrustSnapshot
 from interdict.publicdb import PublicDatabase, published_entry
+from interdict.storage import tombstones
 from interdict.storage.database import transaction
 from interdict.storage.models import Cursor, EntryRevision, EntryState, QuarantinedEntry
 from interdict.storage.types import utcnow
@@ -166,7 +167,7 @@ class Retried:
     """What a retry decided for one quarantined row."""
 
     seq: int
-    outcome: str  # released | refused | unavailable
+    outcome: str  # released | refused | unavailable | erased
     reason: str | None  # the reason it is (still) refused for; None once released
     previous: str  # the reason it had been quarantined for
     detail: str
@@ -234,6 +235,10 @@ def _retry_batch(session: Session, rows: Sequence[QuarantinedEntry],
                           policy.admission_policy(session))
     results, accepted, events = [], [], []
     for row in rows:
+        if tombstones.is_tombstone(row.raw):
+            results.append(Retried(row.public_seq, "erased", row.reason, row.reason,
+                                   "erased after retention: nothing left to examine"))
+            continue
         found = published.get(row.public_seq)
         if found is None or found.jws.encode("utf-8", "surrogateescape") != row.raw:
             results.append(Retried(row.public_seq, "unavailable", row.reason, row.reason,

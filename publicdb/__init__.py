@@ -2,8 +2,11 @@
 
 It is a contract with issuers' own systems (docs/publishing.md): one table,
 ``published_entry(seq INTEGER PRIMARY KEY, jws TEXT NOT NULL, published_at TIMESTAMP NOT NULL)``,
-``published_at`` in UTC. Anyone may append; interdict only reads, after its cursor, and trusts
-nothing it reads until the signature and the trust store say so.
+``published_at`` in UTC. Anyone may append; interdict reads after its cursor, and trusts
+nothing it reads until the signature and the trust store say so. The one write interdict makes
+to rows it did not append is erasure after retention (accountability/erasure.py): the copy of
+an entry it erased is replaced by the same tombstone, unless settings.json says
+``"erase_published": false`` (then the issuer unpublishes).
 """
 
 from __future__ import annotations
@@ -58,6 +61,20 @@ class PublicDatabase:
                  .order_by(published_entry.c.seq).limit(limit))
         with self.engine.connect() as conn:
             return [Published(row.seq, row.jws, row.published_at) for row in conn.execute(query)]
+
+    def erase(self, rows: Sequence[tuple[int, str, str]]) -> int:
+        """Replace ``(seq, token, tombstone)``: each row that still holds exactly ``token`` at
+        ``seq`` gets ``tombstone`` instead. Returns how many rows changed."""
+        statement = (published_entry.update()
+                     .where(published_entry.c.seq == sa.bindparam("at_seq"),
+                            published_entry.c.jws == sa.bindparam("token"))
+                     .values(jws=sa.bindparam("tombstone")))
+        changed = 0
+        with self.engine.begin() as conn:  # a few rows per entry: one statement each
+            for seq, token, marker in rows:
+                changed += conn.execute(statement, {"at_seq": seq, "token": token,
+                                                    "tombstone": marker}).rowcount
+        return changed
 
     def head(self) -> int:
         with self.engine.connect() as conn:

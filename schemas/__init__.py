@@ -30,9 +30,10 @@ from referencing import Registry, Resource
 from interdict.errors import DocumentError
 
 BASE = "https://interdict.example/schemas/"
-KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy")
+KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy",
+         "tombstone")
 #: the version interdict writes, per kind (1 when not named); older versions stay readable
-CURRENT = {"directive": 2, "entry": 2}
+CURRENT = {"directive": 2, "entry": 2, "receipt": 2}
 
 
 @dataclass(frozen=True)

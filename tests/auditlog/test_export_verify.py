@@ -62,7 +62,8 @@ def test_a_synced_installation_exports_a_bundle_that_verifies(
            make_entry(entry_id="court-7/b", revision=2, op="revoke"))
     bundle = tmp_path / "bundle"
     summary = export(installation, bundle, actor=log.operator())
-    assert {p.name for p in bundle.iterdir()} == FILES
+    assert {p.name for p in bundle.iterdir()} == FILES | {"erased.jsonl"}
+    assert (bundle / "erased.jsonl").read_bytes() == b""  # nothing erased yet
 
     # events.jsonl: line i is exactly leaf i's bytes, and the last one records the export
     stored = rows(installation, AuditEvent.event, AuditEvent.leaf, order=AuditEvent.seq)

@@ -339,6 +339,18 @@ def remove_receipts_file(b: Path, f: Forge) -> None:
     (b / "receipts.jsonl").unlink()
 
 
+def claim_an_entry_erased(b: Path, f: Forge) -> None:
+    """Withhold an entry and list it as erased, pointing at its acceptance: the log never
+    recorded erasing it."""
+    items = lines(b / "entries.jsonl")
+    withheld = items.pop(0)
+    write_lines(b / "entries.jsonl", items)
+    digest = jws.digest(withheld)
+    seq = next(i for i, e in enumerate(events(b)) if json.loads(e)["refs"].get("digest") == digest)
+    write_lines(b / "erased.jsonl", [jws.canonical_json(
+        {"kind": "entry", "digest": digest, "seq": seq})])
+
+
 Case = tuple[str, Callable[[Path, Forge], None], str, str | None]
 CASES: list[Case] = [
     ("change a byte of an event", change_event_byte, "log.root_mismatch", "events.jsonl"),
@@ -383,6 +395,8 @@ CASES: list[Case] = [
     ("log.vkey swapped", swap_log_vkey, "note.unverified", "checkpoint"),
     ("checkpoint file misnamed", checkpoint_file_misnamed, "checkpoint.name", None),
     ("a bundle file removed", remove_receipts_file, "bundle.missing_file", "receipts.jsonl"),
+    ("claim a document erased that the log never erased", claim_an_entry_erased,
+     "erased.not_logged", "erased.jsonl"),
 ]
 
 

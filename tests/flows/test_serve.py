@@ -29,12 +29,13 @@ from interdict.storage import transaction
 Make = Callable[..., dict[str, Any]]
 
 
-def test_the_deployments_schedule_sync_reconcile_and_review_one_at_a_time(tmp_path: Path
-                                                                          ) -> None:
+def test_the_deployments_schedule_sync_reconcile_review_and_erase_one_at_a_time(
+        tmp_path: Path) -> None:
     made = {d.flow_name: d for d in deployments(str(tmp_path), name="east", sync_every=120,
-                                                reconcile_every=7200)}
-    assert set(made) == {"sync", "reconcile", "review"}
-    for flow_name, every in (("sync", 120), ("reconcile", 7200), ("review", 86400)):
+                                                reconcile_every=7200, erase_every=43200)}
+    assert set(made) == {"sync", "reconcile", "review", "erase"}
+    for flow_name, every in (("sync", 120), ("reconcile", 7200), ("review", 86400),
+                             ("erase", 43200)):
         deployment = made[flow_name]
         assert deployment.name == "east"
         assert deployment.parameters == {"home": str(tmp_path)}

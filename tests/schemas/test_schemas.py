@@ -75,9 +75,9 @@ def test_each_kind_has_a_valid_example(kind: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["entry-revoke.json", "directive-lift.json",
-                                  "directive-v1.json", "receipt-v2-flagged.json",
-                                  "receipt-v2-lift-erased.json", "entry-v1.json",
-                                  "entry-v1-revoke.json"])
+                                  "directive-v1.json", "receipt-v1.json",
+                                  "receipt-v2-flagged.json", "receipt-v2-lift-erased.json",
+                                  "entry-v1.json", "entry-v1-revoke.json"])
 def test_other_valid_examples(name: str) -> None:
     assert schemas.problems(_kind(name), _load(name), _version(name)) == []
     assert schemas.is_valid(_kind(name), _load(name), _version(name))
