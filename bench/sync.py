@@ -264,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     apply_defaults()
     os.environ.setdefault("INTERDICT_KEY_KDF_ROUNDS", "1")
     progress.report_phases()
-    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                           "date": time.strftime("%Y-%m-%d")}
+    # The load average says how much the run shared the machine: compare only ratios taken
+    # in one run, and say the load when recording figures.
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                       "load_avg_at_start": round(os.getloadavg()[0], 2)},
+                           "date": time.strftime("%Y-%m-%d %H:%M")}
     if not args.no_floor:
         out["floor"] = floor(args.floor_entries)
     try:
@@ -286,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory:
         out["memory"] = memory([int(n) for n in args.memory.split(",")], args.batch,
                                args.progress_every)
+    out["machine"]["load_avg_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
     if not args.quiet:
         _table(out)

@@ -42,6 +42,10 @@ def scale(entries: int, batch: int, database_url: str, counts: list[int],
             progress.say(f"workers={n}: {entries} entries ingested, starting {n} dispatchers")
             seconds, reports = _dispatch(str(root), url, n, batch, every)
             runs[n] = _check(inst, seconds, reports)
+            # Cores the workers kept busy between "go" and their end: below n, they waited
+            # (for locks, or for a core the machine's other work held).
+            runs[n]["cores_used"] = round(runs[n]["workers_cpu_s"] / seconds, 2)
+            runs[n]["load_avg_after"] = round(os.getloadavg()[0], 2)
             progress.say(f"workers={n}: {runs[n]['directives']} directives in {seconds:.1f} s "
                          f"({runs[n]['directives_per_s']}/s)")
     base = runs[counts[0]]["seconds"]
@@ -111,7 +115,8 @@ def _check(inst: Any, seconds: float, reports: list[dict[str, Any]]) -> dict[str
     return {"seconds": round(seconds, 3), "directives": total,
             "directives_per_s": round(total / seconds, 1), "statuses": dict(statuses),
             "receipts": dict(receipts),
-            "attempted_per_worker": [sum(r.values()) for r in reports]}
+            "attempted_per_worker": [sum(r["attempted"].values()) for r in reports],
+            "workers_cpu_s": round(sum(r["cpu_s"] for r in reports), 3)}
 
 
 def worker(home: str, go: str, batch: int) -> None:
@@ -120,9 +125,11 @@ def worker(home: str, go: str, batch: int) -> None:
     print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.02)
+    cpu = time.process_time()
     with flows.flow_settings():
         report = flows.dispatch(home, batch)
-    print(json.dumps({a: d.attempted for a, d in report.delivered.items()}), flush=True)
+    print(json.dumps({"attempted": {a: d.attempted for a, d in report.delivered.items()},
+                      "cpu_s": time.process_time() - cpu}), flush=True)
 
 
 if __name__ == "__main__":
