@@ -226,9 +226,10 @@ def _earlier_pending() -> sa.ColumnElement[bool]:
     """Whether an earlier directive for the same entry and agency is still pending.
 
     Asked as "this row is not the first pending one of its entry" so that it is one lookup in
-    ix_directive_pending_entry (four equalities, which SQLite's planner prefers); the NOT
-    EXISTS (earlier pending, lower id) form let it walk all of an agency's pending rows for
-    each candidate, which made every claim quadratic in the backlog.
+    ix_directive_pending_entry (four equalities, which SQLite's planner prefers whether the
+    values are bound or literal). For the NOT EXISTS (earlier pending, lower id) form the
+    planner sometimes chose to walk the agency's pending rows for each candidate instead,
+    which makes a claim quadratic in the backlog (docs/performance.md).
     """
     earlier = aliased(Directive)
     first = (sa.select(sa.func.min(earlier.id)).where(
