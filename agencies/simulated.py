@@ -15,13 +15,13 @@ agency held for that entry, and its receipt confirms that with ``erased: true``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -301,7 +301,7 @@ def _issued(document: dict[str, Any]) -> datetime:
 
 def _claimed(token: str) -> dict[str, Any]:
     try:
-        claimed = json.loads(unb64u(token.split(".")[1]))
+        claimed = orjson.loads(unb64u(token.split(".")[1]))  # a prefetch hint: no checks
     except Exception:
         return {}
     return claimed if isinstance(claimed, dict) else {}
