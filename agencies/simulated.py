@@ -15,13 +15,13 @@ agency held for that entry, and its receipt confirms that with ``erased: true``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -54,8 +54,8 @@ restriction = sa.Table(
 )
 
 RECEIPT_KEY = "receipt.key"
-# What a lifted restriction keeps of its directive: enough to order later directives for the
-# entry, nothing about the person (the subject, and the case's reason, are deleted).
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the receipt for one directive says."""
@@ -66,6 +66,12 @@ class Answer:
     action: str | None = None
     flag: Flag | None = None
     erased: bool | None = None
+
+
+# What a lifted restriction keeps of its directive: enough to order later directives for the
+# entry, nothing about the person (the subject, and the case's reason, are deleted).
+KEPT_AFTER_LIFT = ("directive_id", "agency", "action", "entry_ref", "effective_from",
+                   "issued_at", "policy")
 
 
 @dataclass(frozen=True)
@@ -186,9 +192,10 @@ class SimulatedAgency(Adapter):
         if document["action"] == "lift":
             # With no row, the lift overtook its impose: the lifted row it leaves behind
             # keeps the late impose of the same revision from bringing the restriction back.
-            # The row keeps the lift itself (its issued_at orders what comes after it), which
-            # names no subject: the subject's data goes with the restriction.
-            batch.put(key, {**(current or {}), "document": document, "status": "lifted",
+            # The row keeps the lift's own facts (its issued_at orders what comes after it);
+            # the subject's data, and the issuer's reason, go with the restriction.
+            kept = {k: document[k] for k in KEPT_AFTER_LIFT if k in document}
+            batch.put(key, {**(current or {}), "document": kept, "status": "lifted",
                             "lifted_at": utcnow(), "revision": revision,
                             "directive_id": document["directive_id"]})
             if current is not None and current["status"] == "active":
@@ -294,7 +301,7 @@ def _issued(document: dict[str, Any]) -> datetime:
 
 def _claimed(token: str) -> dict[str, Any]:
     try:
-        claimed = json.loads(unb64u(token.split(".")[1]))
+        claimed = orjson.loads(unb64u(token.split(".")[1]))  # a prefetch hint: no checks
     except Exception:
         return {}
     return claimed if isinstance(claimed, dict) else {}

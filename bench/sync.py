@@ -10,8 +10,15 @@ Run it with ``python3 dev.py bench`` (or ``.venv/bin/python -m interdict.bench``
    without Prefect, which gives Prefect's share;
 4. prints the figures as a table on stderr and as JSON on stdout.
 
+While it runs it prints progress lines on stderr (each phase as it ends, and the database's
+counts every ``--progress-every`` seconds), so a long run that is stopped still shows how far it
+got and how fast.
+
 Peak memory is measured in child processes (``--memory 10000,200000``), one per size, each
 reporting its own peak RSS, so the sizes do not share a process.
+
+Scale-out is measured on PostgreSQL with ``--workers 1,2``: the same entries dispatched by one,
+then two worker processes sharing the outbox's claims (bench/workers.py).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from interdict.bench import progress
 
 SHARED_FLOOR = Path(__file__).resolve().parents[2] / "shared" / "bench" / "floor.py"
 MEASURES = [{"type": "travel.air"}, {"type": "credit.loan"}, {"type": "permit.business"}]
@@ -59,10 +68,13 @@ def entry(i: int) -> dict[str, Any]:
 
 def floor(entries: int) -> dict[str, Any] | None:
     if not SHARED_FLOOR.exists():
+        progress.say(f"floor: {SHARED_FLOOR} not found, skipped")
         return None
+    progress.say(f"floor: {entries} entries, best of 3")
     done = subprocess.run([sys.executable, str(SHARED_FLOOR), str(entries)], check=True,
                           capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout)
+    progress.say(f"floor: {result['entries_per_s']} entries/s")
     return result
 
 
@@ -87,17 +99,26 @@ def prepare(root: Path, entries: int, database_url: str | None) -> Any:
         tokens = [signer.sign_document(entry(i), jws.TYP_ENTRY)
                   for i in range(start, min(start + CHUNK, entries))]
         installation.public.publish_bulk(tokens)
+        if start and start % (10 * CHUNK) == 0:
+            progress.say(f"published {start} of {entries}")
     return installation
 
 
-def sync_with_prefect(home: str, batch: int) -> tuple[float, dict[str, Any]]:
+def sync_with_prefect(home: str, batch: int, every: float) -> tuple[float, dict[str, Any]]:
     from interdict import flows
+    from interdict.flows.runtime import installation
 
     with flows.flow_settings():
+        progress.say("starting Prefect (outside the measurement)")
         flows.checkpoint(home)  # start Prefect's server outside the measurement
-        start = time.perf_counter()
-        report = flows.sync(home, batch)
-    return time.perf_counter() - start, report.to_json()
+        progress.say("sync through Prefect: started")
+        with progress.Watch(_url(installation(home)), "sync", every):
+            start, cpu = time.perf_counter(), time.process_time()
+            report = flows.sync(home, batch)
+            seconds = time.perf_counter() - start
+            out = {**report.to_json(), "cpu_s": time.process_time() - cpu}
+    progress.say(f"sync through Prefect: {seconds:.1f} s, phases {out['seconds']}")
+    return seconds, out
 
 
 def sync_without_prefect(home: str, batch: int) -> tuple[float, dict[str, float]]:
@@ -112,19 +133,23 @@ def sync_without_prefect(home: str, batch: int) -> tuple[float, dict[str, float]
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
+    progress.say("sync without Prefect: started")
     with timed(seconds, "ingest"):
         while ingest_once(home, batch).read:
             pass
+    progress.say(f"without Prefect: ingest {seconds['ingest']:.1f} s")
     with timed(seconds, "expire"):
         while expire_once(home, batch).causes:
             pass
     with timed(seconds, "route"):
         while plan_once(home, batch).causes:
             pass
+    progress.say(f"without Prefect: route {seconds['route']:.1f} s")
     with timed(seconds, "deliver"):
         agencies = installation(home).agency_ids()
         with ThreadPoolExecutor(max(len(agencies), 1)) as pool:
             list(pool.map(lambda a: deliver_once(home, a), agencies))
+    progress.say(f"without Prefect: deliver {seconds['deliver']:.1f} s")
     with timed(seconds, "checkpoint"):
         checkpoint_once(home)
     return time.perf_counter() - start, seconds
@@ -134,13 +159,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(entries: int, batch: int, database_url: str | None, plain: bool) -> dict[str, Any]:
+def _url(installation: Any) -> str:
+    return str(installation.db.url.render_as_string(hide_password=False))
+
+
+def run(entries: int, batch: int, database_url: str | None, plain: bool,
+        every: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="interdict-bench-") as tmp:
-        os.environ.setdefault("INTERDICT_KEY_KDF_ROUNDS", "1")
         t = time.perf_counter()
+        progress.say(f"publishing {entries} signed entries")
         prepare(Path(tmp) / "prefect", entries, _fresh(database_url, "a"))
         generated = time.perf_counter() - t
-        seconds, report = sync_with_prefect(str(Path(tmp) / "prefect"), batch)
+        progress.say(f"published {entries} in {generated:.1f} s")
+        seconds, report = sync_with_prefect(str(Path(tmp) / "prefect"), batch, every)
         result: dict[str, Any] = {
             "entries": entries, "batch": batch, "database": "postgresql" if database_url
             else "sqlite", "generate_s": round(generated, 2), "sync_s": round(seconds, 3),
@@ -149,14 +180,34 @@ def run(entries: int, batch: int, database_url: str | None, plain: bool) -> dict
                                       / seconds, 1),
             "phases_s": report["seconds"], "accepted": report["accepted"],
             "delivered": sum(a["delivered"] for a in report["directives"].values()),
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            # CPU seconds of this process (all threads; not Prefect's server process): on a
+            # loaded machine they compare runs better than wall time does.
+            "cpu_s": round(report["cpu_s"], 3)}
         if plain:
             prepare(Path(tmp) / "plain", entries, _fresh(database_url, "b"))
+            cpu = time.process_time()
             plain_s, plain_phases = sync_without_prefect(str(Path(tmp) / "plain"), batch)
+            result["without_prefect_cpu_s"] = round(time.process_time() - cpu, 3)
             result["without_prefect_s"] = round(plain_s, 3)
             result["without_prefect_phases_s"] = {k: round(v, 3) for k, v in plain_phases.items()}
             result["prefect_share"] = round(max(seconds - plain_s, 0.0) / seconds, 3)
     return result
+
+
+_CREATED: list[str] = []
+
+
+def drop_created() -> None:
+    """Drop the PostgreSQL databases this run created (FORCE: pooled engines still hold them)."""
+    import sqlalchemy as sa
+
+    while _CREATED:
+        url = sa.make_url(_CREATED.pop())
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _fresh(database_url: str | None, suffix: str) -> str | None:
@@ -172,16 +223,22 @@ def _fresh(database_url: str | None, suffix: str) -> str | None:
     admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return admin.url.set(database=name).render_as_string(hide_password=False)
+    admin.dispose()
+    url: str = admin.url.set(database=name).render_as_string(hide_password=False)
+    _CREATED.append(url)
+    return url
 
 
-def memory(sizes: list[int], batch: int) -> dict[str, Any]:
+def memory(sizes: list[int], batch: int, every: float) -> dict[str, Any]:
     peaks = {}
     for size in sizes:
+        progress.say(f"memory: a child process syncs {size} entries")
         done = subprocess.run([sys.executable, "-m", "interdict.bench", "--entries", str(size),
-                               "--batch", str(batch), "--no-floor", "--no-plain", "--quiet"],
-                              check=True, capture_output=True, text=True)
+                               "--batch", str(batch), "--no-floor", "--no-plain", "--quiet",
+                               "--progress-every", str(every)],
+                              check=True, stdout=subprocess.PIPE, text=True)
         peaks[size] = json.loads(done.stdout)["sync"]["peak_rss_mb"]
+        progress.say(f"memory: {size} entries, peak RSS {peaks[size]} MB")
     first, last = peaks[sizes[0]], peaks[sizes[-1]]
     return {"peak_rss_mb": peaks, "growth": round(last / first - 1, 3), "target_growth": 0.2}
 
@@ -197,21 +254,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-entries", type=int, default=20_000)
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-plain", action="store_true", help="skip the run without Prefect")
-    parser.add_argument("--quiet", action="store_true", help="JSON only")
+    parser.add_argument("--no-sync", action="store_true",
+                        help="skip the main sync run (to measure only --workers or --memory)")
+    parser.add_argument("--workers", metavar="N1,N2",
+                        help="with --postgres: dispatch with N1, then N2 worker processes, "
+                             "e.g. 1,2, and report the speed-up against the first")
+    parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                        help="print the database's counts this often while syncing (0: never)")
+    parser.add_argument("--quiet", action="store_true", help="no table (the JSON is on stdout)")
     args = parser.parse_args(argv)
+    if args.workers and not args.postgres:
+        parser.error("--workers needs --postgres URL (SQLite serialises writers)")
     from interdict.flows.runtime import apply_defaults
 
     apply_defaults()
-    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                           "date": time.strftime("%Y-%m-%d")}
+    os.environ.setdefault("INTERDICT_KEY_KDF_ROUNDS", "1")
+    progress.report_phases()
+    # The load average says how much the run shared the machine: compare only ratios taken
+    # in one run, and say the load when recording figures.
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                       "load_avg_at_start": round(os.getloadavg()[0], 2)},
+                           "date": time.strftime("%Y-%m-%d %H:%M")}
     if not args.no_floor:
         out["floor"] = floor(args.floor_entries)
-    out["sync"] = run(args.entries, args.batch, args.postgres, not args.no_plain)
-    if out.get("floor"):
+    try:
+        if not args.no_sync:
+            out["sync"] = run(args.entries, args.batch, args.postgres, not args.no_plain,
+                              args.progress_every)
+        if args.workers:
+            from interdict.bench.workers import scale
+
+            out["workers"] = scale(args.entries, args.batch, args.postgres,
+                                   [int(n) for n in args.workers.split(",")],
+                                   args.progress_every)
+    finally:
+        drop_created()
+    if out.get("floor") and out.get("sync"):
         out["ratio_to_floor"] = round(out["sync"]["entries_per_s"]
                                       / out["floor"]["entries_per_s"], 3)
     if args.memory:
-        out["memory"] = memory([int(n) for n in args.memory.split(",")], args.batch)
+        out["memory"] = memory([int(n) for n in args.memory.split(",")], args.batch,
+                               args.progress_every)
+    out["machine"]["load_avg_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
     if not args.quiet:
         _table(out)
@@ -219,16 +303,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _table(out: dict[str, Any]) -> None:
-    sync = out["sync"]
-    rows = [("entries", sync["entries"]), ("sync seconds", sync["sync_s"]),
-            ("entries/s", sync["entries_per_s"]), ("directives/s", sync["directives_per_s"]),
-            ("peak RSS MB", sync["peak_rss_mb"])]
-    rows += [(f"  {phase} s", v) for phase, v in sync["phases_s"].items()]
+    sync = out.get("sync", {})
+    rows: list[tuple[str, Any]] = []
+    if sync:
+        rows += [("entries", sync["entries"]), ("sync seconds", sync["sync_s"]),
+                 ("entries/s", sync["entries_per_s"]),
+                 ("directives/s", sync["directives_per_s"]), ("peak RSS MB", sync["peak_rss_mb"])]
+        rows += [(f"  {phase} s", v) for phase, v in sync["phases_s"].items()]
+        rows.append(("CPU s (process)", sync["cpu_s"]))
     if "prefect_share" in sync:
         rows.append(("Prefect's share", f"{sync['prefect_share']:.1%} (target <= 10%)"))
     if out.get("floor"):
         rows.append(("floor entries/s", out["floor"]["entries_per_s"]))
+    if "ratio_to_floor" in out:
         rows.append(("ratio to floor", f"{out['ratio_to_floor']:.3f} (target >= 0.5)"))
+    for n, speedup in out.get("workers", {}).get("speedup", {}).items():
+        run = out["workers"]["runs"][n]
+        rows.append((f"{n} worker(s)", f"{run['directives_per_s']} directives/s, "
+                                       f"{speedup}x (target 2: >= 1.7x)"))
     if "memory" in out:
         rows.append(("RSS growth", f"{out['memory']['growth']:.1%} (target <= 20%)"))
     for name, value in rows:

@@ -16,7 +16,7 @@ One run, for one agency::
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,10 +171,25 @@ def _record(session: Session, agency: str, batch: Sequence[tuple[int, str, str]]
         if row.claimed_by == worker:  # another worker that took over keeps its lease
             row.claimed_by, row.claimed_until = None, None
     if rows:  # rows are locked: writing back what was read changes nothing else
-        session.execute(sa.update(Directive), [r.values() for r in rows.values()])
+        _write_back(session, rows.values())
     _store_receipts(session, kept)
     events.extend(throttle.record_calls(session, agency, calls, policy, now))
     log.append(session, events)
+
+
+_WRITE_BACK = (sa.update(Directive.__table__)
+               .where(Directive.__table__.c.id == sa.bindparam("row_id")))
+
+
+def _write_back(session: Session, rows: Iterable[_Row]) -> None:
+    """One Core executemany for the batch: the ORM's bulk update by primary key costs several
+    times as much per row on this hot path (PERFORMANCE.md)."""
+    values = []
+    for row in rows:
+        value = row.values()
+        value["row_id"] = value.pop("id")
+        values.append(value)
+    session.execute(_WRITE_BACK, values)
 
 
 def _store_receipts(session: Session, kept: Sequence[dict[str, Any]]) -> None:

@@ -109,9 +109,13 @@ class Directive(SQLModel, table=True):
     # The claim reads an agency's pending rows in outbox order: (agency, status, id) lets it
     # start at the first pending row instead of walking past every delivered one, and answers
     # the "earlier pending for this entry?" check from the same index (quadratic without it
-    # once an issuer has many directives).
+    # once an issuer has many directives). The check itself is answered from
+    # ix_directive_pending_entry: with (agency, status, id) alone SQLite's planner may walk
+    # every pending row of the agency for each candidate, quadratic again.
     __table_args__ = (sa.Index("ix_directive_entry_agency", "entry_id", "agency"),
-                      sa.Index("ix_directive_outbox", "agency", "status", "id"))
+                      sa.Index("ix_directive_outbox", "agency", "status", "id"),
+                      sa.Index("ix_directive_pending_entry", "agency", "issuer", "entry_id",
+                               "status"))
     id: int | None = Field(default=None, primary_key=True)  # outbox order
     directive_id: str = Field(unique=True, max_length=80)
     agency: str = Field(index=True)

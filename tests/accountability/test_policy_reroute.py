@@ -273,12 +273,13 @@ def test_agencies_still_accept_directive_v1(
     receiver = Receiver(agency="travel", database=tmp_path / "received.db",
                         engine_keys={signer.kid: signer.public_key}, signer=signer)
     try:
-        assert receiver.apply(v1["directive_id"], token) == ("applied", None)
+        assert receiver.apply(v1["directive_id"], token).status == "applied"
         assert receiver.holdings() == [v1["directive_id"]]
         unknown = signer.sign_document({**v1, "schema": "interdict/directive/v9"},
                                        jws.TYP_DIRECTIVE)
-        status, detail = receiver.apply(v1["directive_id"], unknown)
-        assert status == "rejected" and detail and detail.startswith("schema.unknown_version")
+        answer = receiver.apply(v1["directive_id"], unknown)
+        assert answer.status == "rejected"
+        assert answer.detail and answer.detail.startswith("schema.unknown_version")
     finally:
         receiver.close()
 
