@@ -8,12 +8,14 @@ from typing import Any
 import typer
 
 from interdict import demo as demo_data
+from interdict.accountability import flags
 from interdict.cli import reports
 from interdict.cli.app import JsonFlag, Options, app, options
 from interdict.cli.output import emit_json, err, out, progress_bars, status, table
 from interdict.home import Home
 from interdict.installation import Installation
 from interdict.keys import keyfile
+from interdict.storage import transaction
 
 
 def run_sync(opts: Options, *, show_progress: bool) -> dict[str, Any]:
@@ -106,9 +108,12 @@ def demo(ctx: typer.Context, json: JsonFlag = False) -> None:
     report = run_sync(opts, show_progress=not json)
     effects = _effects(installation)
     quarantine = reports.quarantined(installation)
+    with transaction(installation.db) as session:
+        flagged = flags.flagged(session)
+    pages = demo_data.write_reports(installation)
     if json:
         emit_json({"published": published, "sync": report, "quarantine": quarantine,
-                   "effects": effects})
+                   "flagged": flagged, "effects": effects, "reports": pages})
         return
     out.print(f"published {published} sample entries to {installation.home.public_database_url}")
     out.print(summary_line(report))
@@ -118,6 +123,12 @@ def demo(ctx: typer.Context, json: JsonFlag = False) -> None:
     table("\nWhat the agencies now do", ("subject", "air booking", "new loan", "business permit"),
           [(e["subject"], *(_word(e[k]) for k in ("travel", "loans", "permits")))
            for e in effects])
+    if flagged:
+        table("\nFlagged: the agency verified the directive but will not act on it",
+              ("agency", "entry", "code", "why"),
+              [(f["agency"], f["entry_id"], f["code"], f["detail"]) for f in flagged])
+    out.print(f"\nSubject access report for {demo_data.REPORTED_SUBJECT}: {pages['subject']}")
+    out.print(f"Public statistics page: {pages['stats']}")
     out.print("\nTry: interdict agency travel check-booking --subject passport:E12345678")
 
 

@@ -24,8 +24,10 @@ from interdict.home import Home
 from interdict.installation import Installation
 from interdict.keys import jws
 from interdict.keys.jwk import b64u
-from interdict.storage import transaction
+from interdict.storage import transaction, utcnow
 from interdict.storage.models import Agency, Issuer
+
+REPORTED_SUBJECT = "passport:E12345678"  # Zhang Wei: whose subject access report the demo writes
 
 # Permits the registry had issued before interdict, so the demo can show one being suspended.
 SEEDED_PERMITS = (
@@ -104,6 +106,26 @@ def publish_samples(installation: Installation) -> int:
              if not installation.public.contains(t)]
     installation.public.publish(fresh)
     return len(fresh)
+
+
+def write_reports(installation: Installation) -> dict[str, str]:
+    """The accountability pages an operator hands out: one person's subject access report
+    (written once: the read is audited, and a rerun of the demo should add nothing to the log)
+    and the public statistics page (no personal data, so no audited read; refreshed)."""
+    from interdict.accountability import pages, stats, subject
+
+    folder = installation.home.root / "reports"
+    folder.mkdir(exist_ok=True)
+    person = folder / f"subject-{REPORTED_SUBJECT.replace(':', '-')}.html"
+    if not person.exists():
+        report = subject.report(installation, subject.SubjectId.parse(REPORTED_SUBJECT),
+                                "demo: a sample subject access request")
+        person.write_text(pages.subject_page(report), encoding="utf-8")
+    with transaction(installation.db) as session:
+        figures = stats.collect(session, utcnow())
+    public = folder / "stats.html"
+    public.write_text(pages.stats_page(figures), encoding="utf-8")
+    return {"subject": str(person), "stats": str(public)}
 
 
 def subjects() -> list[tuple[str, str]]:

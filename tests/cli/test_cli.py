@@ -71,10 +71,18 @@ def test_demo_end_to_end_twice(tmp_path: Path, prefect_api: str) -> None:
                               check=check, timeout=300)
 
     first = json.loads(interdict("demo", "--json").stdout)
-    assert first["published"] == 14
-    assert (first["sync"]["accepted"], first["sync"]["quarantined"]) == (7, 7)
+    assert first["published"] == 15
+    assert (first["sync"]["accepted"], first["sync"]["quarantined"]) == (8, 7)
     delivered = {a: d["delivered"] for a, d in first["sync"]["directives"].items()}
-    assert delivered == {"loans": 6, "permits": 2, "travel": 6}
+    assert delivered == {"loans": 7, "permits": 2, "travel": 6}
+    (flag,) = first["flagged"]  # travel cannot match a booking on a tax number
+    assert (flag["agency"], flag["entry_id"], flag["code"]) == (
+        "travel", "court-7/2026-0015", "identity_not_established")
+    subject_page = Path(first["reports"]["subject"]).read_text(encoding="utf-8")
+    assert "E12345678" in subject_page and "Zhang Wei" in subject_page
+    assert "Petrov" not in subject_page and "Chen Jie" not in subject_page
+    stats_page = Path(first["reports"]["stats"]).read_text(encoding="utf-8")
+    assert "<svg" in stats_page and "Zhang" not in stats_page and "E12345678" not in stats_page
     reasons = sorted(q["reason"] for q in first["quarantine"])
     assert reasons == ["gate.notice", "issuer.measure_not_authorised", "issuer.unknown",
                        "policy.duration", "revision.replay", "schema.violation",
@@ -84,7 +92,9 @@ def test_demo_end_to_end_twice(tmp_path: Path, prefect_api: str) -> None:
     assert second["published"] == 0 and second["sync"]["accepted"] == 0
     assert all(d["delivered"] == 0 and d["issued"] == 0
                for d in second["sync"]["directives"].values())
-    assert second["sync"]["checkpoint"] == first["sync"]["checkpoint"]
+    # the only new leaf is the first run's audited read of the subject report, written once
+    assert second["sync"]["checkpoint"]["size"] == first["sync"]["checkpoint"]["size"] + 1
+    assert second["reports"] == first["reports"]
 
     refused = interdict("agency", "travel", "check-booking", "--subject", "passport:E12345678",
                         check=False)
@@ -95,7 +105,7 @@ def test_demo_end_to_end_twice(tmp_path: Path, prefect_api: str) -> None:
     assert allowed.returncode == 0 and "allowed" in allowed.stdout  # revoked in the samples
     status = json.loads(interdict("status", "--json").stdout)
     assert status["public_database"]["backlog"] == 0
-    assert status["directives"] == {"delivered": 14}
+    assert status["directives"] == {"delivered": 15, "flagged": 1}
     assert status["audit_log"]["checkpoint"] == status["audit_log"]["size"]
     listed = json.loads(interdict("quarantine", "list", "--json").stdout)
     assert {q["seq"] for q in listed} == {8, 9, 10, 11, 12, 13, 14}
