@@ -18,7 +18,7 @@ Each check returns ``(reason code, detail)`` or None; admission turns it into a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 V2 = "interdict/entry/v2"
@@ -26,6 +26,8 @@ MIN_ASSESSMENT = 40  # characters, not counting surrounding white space
 NOTICE_ITEMS = ("reasons", "legal_basis", "agencies", "expiry", "redress")
 
 Problem = tuple[str, str]
+# Clocks of issuers and interdict disagree a little; a notice minutes "ahead" is not refused.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def needs_gate(document: Mapping[str, Any]) -> bool:
@@ -60,9 +62,11 @@ def missing(document: Mapping[str, Any]) -> Problem | None:
     return None
 
 
-def notice_problem(document: Mapping[str, Any], effective_from: datetime) -> Problem | None:
-    """A notice must cover all five items, and come no later than the measure takes effect
-    unless an exemption applies. Runs on a schema-valid document."""
+def notice_problem(document: Mapping[str, Any], effective_from: datetime,
+                   now: datetime) -> Problem | None:
+    """A notice must cover all five items, have been given already (a record of a notice not
+    sent yet is no notice), and come no later than the measure takes effect unless an
+    exemption applies. Runs on a schema-valid document."""
     notice = document.get("notice")
     if not needs_gate(document) or notice is None:
         return None
@@ -71,6 +75,10 @@ def notice_problem(document: Mapping[str, Any], effective_from: datetime) -> Pro
         return ("gate.notice_incomplete", f"/notice/covered lacks {', '.join(left_out)}: a "
                                           "notice tells the subject the reasons, the legal "
                                           "basis, the agencies, the expiry and how to object")
+    if when(notice["at"]) > now + CLOCK_SKEW:
+        return ("gate.notice_future", f"/notice/at {notice['at']} is in the future: record "
+                                      "the notice once it has been given (or, where the law "
+                                      "allows deferring it, /notice_exemption with notice_due)")
     if "notice_exemption" not in document and when(notice["at"]) > effective_from:
         return ("gate.notice_late", f"/notice/at {notice['at']} is after /effective_from "
                                     f"{document['effective_from']}: the subject must be told "

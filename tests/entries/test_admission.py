@@ -151,6 +151,8 @@ CASES: dict[str, Case] = {
     "gate.notice": lambda w, e: (signed(w, e(notice=None)), None),
     "gate.notice_incomplete": lambda w, e: (signed(w, e(notice=_notice(
         covered=["reasons", "legal_basis", "agencies", "expiry"]))), None),
+    "gate.notice_future": lambda w, e: (signed(w, e(notice=_notice(at="2099-01-01T00:00:00Z"))),
+                                        None),
     "gate.notice_late": lambda w, e: (signed(w, e(notice=_notice(at="2026-11-02T00:00:00Z"))),
                                       None),
     "gate.extension_assessment": lambda w, e: (signed(w, e(
