@@ -147,7 +147,7 @@ class Admission:
         document = _payload(token)
         issuer = self._authority(document, signer)
         effective_from, expires_at = self._dates(document)
-        _refuse_if(gate.notice_problem(document, effective_from, self.now))
+        _refuse_if(gate.notice_problem(document, effective_from, row.published_at))
         key = (issuer, document["entry_id"])
         status = self._status(key)
         previous = self._order(document, status)

@@ -63,10 +63,10 @@ def missing(document: Mapping[str, Any]) -> Problem | None:
 
 
 def notice_problem(document: Mapping[str, Any], effective_from: datetime,
-                   now: datetime) -> Problem | None:
-    """A notice must cover all five items, have been given already (a record of a notice not
-    sent yet is no notice), and come no later than the measure takes effect unless an
-    exemption applies. Runs on a schema-valid document."""
+                   published_at: datetime) -> Problem | None:
+    """A notice must cover all five items, have been given when the entry was published (a
+    record of a notice not sent yet is no notice), and come no later than the measure takes
+    effect unless an exemption applies. Runs on a schema-valid document."""
     notice = document.get("notice")
     if not needs_gate(document) or notice is None:
         return None
@@ -75,8 +75,9 @@ def notice_problem(document: Mapping[str, Any], effective_from: datetime,
         return ("gate.notice_incomplete", f"/notice/covered lacks {', '.join(left_out)}: a "
                                           "notice tells the subject the reasons, the legal "
                                           "basis, the agencies, the expiry and how to object")
-    if when(notice["at"]) > now + CLOCK_SKEW:
-        return ("gate.notice_future", f"/notice/at {notice['at']} is in the future: record "
+    if when(notice["at"]) > published_at + CLOCK_SKEW:
+        return ("gate.notice_future", f"/notice/at {notice['at']} is after the entry was "
+                                      f"published ({published_at.isoformat()}): record "
                                       "the notice once it has been given (or, where the law "
                                       "allows deferring it, /notice_exemption with notice_due)")
     if "notice_exemption" not in document and when(notice["at"]) > effective_from:

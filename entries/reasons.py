@@ -49,7 +49,8 @@ REASONS: dict[str, str] = {
     "gate.notice": "an impose or amend with neither a notice record nor a notice exemption",
     "gate.notice_incomplete": "the notice did not cover reasons, legal basis, agencies, "
                               "expiry and redress",
-    "gate.notice_future": "the notice record is dated in the future: no notice was given yet",
+    "gate.notice_future": "the notice record is dated after the entry was published: no "
+                          "notice was given yet",
     "gate.notice_late": "the notice came after the measure took effect, and no exemption applies",
     "gate.extension_assessment": "an extension that repeats the previous assessment",
     # order

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import Session, SQLModel
 
 from interdict.errors import ConfigError
@@ -58,6 +59,21 @@ def engine_for(url: str) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+    _add_missing_indexes(engine)
+
+
+def _add_missing_indexes(engine: Engine) -> None:
+    """``create_all`` skips a table that exists, and with it any index added to the model
+    since (the outbox claim depends on them): create those, tolerating a racing process."""
+    inspector = sa.inspect(engine)
+    missing = []
+    for table in SQLModel.metadata.sorted_tables:
+        have = {i["name"] for i in inspector.get_indexes(table.name)}
+        missing += [index for index in table.indexes if index.name not in have]
+    if missing:
+        with engine.begin() as conn:
+            for index in missing:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 @contextmanager
