@@ -32,18 +32,20 @@ AgencyFilter = Annotated[str | None, typer.Option("--agency", metavar="ID",
 @dead_letter_app.command("list")
 def dead_letter_list(ctx: typer.Context, agency: AgencyFilter = None,
                      json: JsonFlag = False) -> None:
-    """Dead-lettered directives, each with its attempts and last error."""
+    """Dead-lettered directives and lifts an agency rejected (status ``dead`` or
+    ``rejected``), each with its attempts and last error."""
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
         rows = [{"directive_id": d.directive_id, "agency": d.agency, "action": d.action,
-                 "issuer": d.issuer, "entry_id": d.entry_id, "revision": d.revision,
-                 "attempts": d.attempts, "last_error": d.last_error}
+                 "status": d.status, "issuer": d.issuer, "entry_id": d.entry_id,
+                 "revision": d.revision, "attempts": d.attempts, "last_error": d.last_error}
                 for d in deadletter.dead_letters(session, agency)]
     if json:
         emit_json(rows)
     elif rows:
-        table(None, ("directive", "agency", "action", "entry", "attempts", "last error"),
-              [(r["directive_id"], r["agency"], r["action"],
+        table(None, ("directive", "agency", "action", "status", "entry", "attempts",
+                     "last error"),
+              [(r["directive_id"], r["agency"], r["action"], r["status"],
                 f"{r['entry_id']} rev {r['revision']}", r["attempts"], r["last_error"])
                for r in rows])
     else:
@@ -53,8 +55,9 @@ def dead_letter_list(ctx: typer.Context, agency: AgencyFilter = None,
 @dead_letter_app.command("retry")
 def dead_letter_retry(ctx: typer.Context, agency: AgencyFilter = None,
                       json: JsonFlag = False) -> None:
-    """Put dead letters back in the outbox with a fresh attempt budget (the next sync
-    delivers them). A dead letter superseded by a later directive for its entry stays dead."""
+    """Put dead letters and rejected lifts back in the outbox with a fresh attempt budget
+    (the next sync delivers them). One superseded by a later directive for its entry stays
+    as it is. A rejected impose or amend is never retried: its issuer must fix the entry."""
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
         result = deadletter.retry_dead(session, actor=log.operator(), agency=agency)
@@ -63,7 +66,7 @@ def dead_letter_retry(ctx: typer.Context, agency: AgencyFilter = None,
         return
     out.print(f"{len(result.requeued)} directives requeued; `interdict sync` delivers them")
     for directive_id in result.superseded:
-        err.print(f"kept dead: {directive_id} (a later directive for its entry supersedes it)")
+        err.print(f"kept: {directive_id} (a later directive for its entry supersedes it)")
 
 
 @app.command("reconcile")

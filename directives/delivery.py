@@ -233,8 +233,9 @@ def _lift_refused(row: _Row, token: str, exc: VerificationError, now: datetime,
                   outcome: Delivered) -> dict[str, Any]:
     """An agency flagged a lift. A restriction must always be removable, so this is no flag
     but a refusal, recorded as ``rejected``: the lift stays open (``interdict slo`` reports
-    it late) until someone resolves it and retries. The receipt is not kept as one (it is
-    invalid); its digest is in the event."""
+    it late) until it is sent again, by reconcile (the agency still holds the restriction)
+    or ``dead-letter retry``. The receipt is not kept as one (it is invalid); its digest is
+    in the event."""
     row.status = "rejected"
     row.delivered_at = now
     row.last_error = f"{exc.code}: {exc.message}"[:2000]

@@ -9,13 +9,18 @@ when that directive imposes or amends. The agency reports what it *does* hold
 - ``in_flight``: should hold it, still pending (or delivered after the agency answered): nothing
   to do, delivery is on it;
 - ``stuck``: should hold it, but it was dead-lettered or rejected: reported, for
-  ``dead-letter retry`` or the agency;
+  ``dead-letter retry`` or the agency (and a lift whose resends by reconcile are used up, see
+  below);
 - ``flagged``: should hold it, but the agency flagged it (it will not act on it, with a reason
   code): reported, not drift (``interdict flags`` lists it) and never requeued;
 - ``stale``: holds an older directive of an entry it should hold a newer one of: the newer one
   is requeued (or in flight);
 - ``unlifted``: holds what it should no longer hold: the lift is requeued, or issued when none
-  was ever written (e.g. the agency was disabled when the entry ended);
+  was ever written (e.g. the agency was disabled when the entry ended). A lift the agency
+  rejected (or flagged) is requeued too, since lifts are as reliable as impositions; but it
+  keeps the attempts it used, so one agency that keeps refusing gets it once per reconcile
+  run and at most ``max_attempts`` times in all; then it is ``stuck``, for
+  ``dead-letter retry`` (a fresh budget) once someone has settled it with the agency;
 - ``unknown``: holds an id interdict never sent it: reported for a person to look at.
 """
 
@@ -33,6 +38,7 @@ from interdict.auditlog import log
 from interdict.directives import deadletter, outbox
 from interdict.directives.document import Cause, directive_id, iso
 from interdict.directives.routing import NOT_SENT, AgencyRoute, Route
+from interdict.directives.throttle import DeliveryPolicy
 from interdict.keys import jws
 from interdict.storage import tombstones
 from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
@@ -72,6 +78,7 @@ class _Latest:
     entry_id: str
     action: str
     status: str
+    attempts: int
     delivered_at: datetime | None
     entry_status: str
 
@@ -88,7 +95,9 @@ def compare(session: Session, agency: str, held: Iterable[str], asked_at: dateti
     held_ids = set(held)
     drift = Drift(agency, held=len(held_ids))
     latest, known = _directives(session, agency)
+    max_attempts = _policy(session, agency).max_attempts
     requeue: list[Directive] = []
+    refused: list[Directive] = []  # rejected lifts
     for row in latest.values():
         if row.should_hold:
             drift.expected += 1
@@ -116,13 +125,24 @@ def compare(session: Session, agency: str, held: Iterable[str], asked_at: dateti
         if kind == "missing":
             drift.found["unlifted"].append(held_id)
             requeue.append(session.get_one(Directive, row.id))
+        elif row.status == "rejected" and row.attempts < max_attempts:
+            drift.found["unlifted"].append(held_id)
+            refused.append(session.get_one(Directive, row.id))
         else:
             drift.found[kind].append(row.directive_id)
     requeue = deadletter.requeue(session, requeue, actor=log.ENGINE, reason="reconcile")
+    # a refused lift keeps its attempts: the bound on how often an agency is asked again
+    requeue += deadletter.requeue(session, refused, actor=log.ENGINE, reason="reconcile",
+                                  fresh_budget=False)
     drift.requeued = [r.directive_id for r in requeue]
     drift.lifts_issued = _issue_lifts(session, agency, to_lift, signer, now)
     _audit(session, drift)
     return drift
+
+
+def _policy(session: Session, agency: str) -> DeliveryPolicy:
+    return DeliveryPolicy.from_settings(session.get_one(Agency, agency).manifest.get(
+        "settings", {}))
 
 
 def _kind_of_absent(row: _Latest, asked_at: datetime) -> str:
@@ -141,7 +161,8 @@ def _directives(session: Session, agency: str) -> tuple[dict[tuple[str, str], _L
     """The latest directive per entry for this agency, and every directive id it was sent."""
     rows = session.execute(
         sa.select(Directive.id, Directive.directive_id, Directive.issuer, Directive.entry_id,
-                  Directive.action, Directive.status, Directive.delivered_at,
+                  Directive.action, Directive.status, Directive.attempts,
+                  Directive.delivered_at,
                   EntryState.status.label("entry_status"))
         .join(EntryState, sa.and_(EntryState.issuer == Directive.issuer,
                                   EntryState.entry_id == Directive.entry_id))

@@ -245,6 +245,38 @@ def test_an_entry_whose_lift_is_not_delivered_is_held(installation: Installation
     assert _holding(installation, ("P7654321",))
 
 
+def test_an_entry_whose_lift_was_rejected_is_held_until_dead_letter_retry_delivers_it(
+        installation: Installation, make_entry: Make) -> None:
+    from interdict.flows.dispatch import deliver_once, plan_once
+    from interdict.flows.ingest import ingest_once
+
+    home = str(installation.home.root)
+    publish(installation, make_entry(entry_id="court-7/case-21", subject=WANG))
+    ingest_once(home), plan_once(home)
+    for agency in installation.agency_ids():
+        deliver_once(home, agency)
+    publish(installation, revoke(make_entry, "court-7/case-21"))
+    ingest_once(home), plan_once(home)
+    with transaction(installation.db) as session:  # travel refused its lift (it flagged it)
+        lift = session.execute(sa.select(Directive).where(
+            Directive.entry_id == "court-7/case-21", Directive.agency == "travel",
+            Directive.action == "lift")).scalar_one()
+        lift.status, lift.attempts = "rejected", 1
+        lift.last_error = "receipt.flagged_lift: agency travel flagged lift"
+    deliver_once(home, "loans")
+    report = erasure.erase(installation, now=later())
+    assert (report.entries, report.held, report.held_by_agency) == (
+        0, {"lift_rejected": 1}, {"travel": 1})
+
+    with transaction(installation.db) as session:  # settled with the agency: send it again
+        retried = deadletter.retry_dead(session, actor="operator:t", agency="travel")
+    assert retried.requeued == [lift.directive_id]
+    assert deliver_once(home, "travel").delivered == 1
+    report = erasure.erase(installation, now=later())
+    assert report.entries == 1 and not report.held
+    assert not _holding(installation, ("P7654321",))
+
+
 def test_a_tombstoned_directive_is_never_sent_again(lifted: Installation) -> None:
     erasure.erase(lifted, now=later())
     with transaction(lifted.db) as session:

@@ -1,10 +1,12 @@
 """Flags over HTTP: a webhook agency (the reference receiver with a flag hook) flags a
 directive; delivery records it as an answer, never as delivered, and never sends it again. An
-agency that flags a lift is refused: the lift is recorded as rejected and stays open in slo.
-Receipts v1 still verify."""
+agency that flags a lift is refused: the lift is recorded as rejected and stays open in slo
+until ``dead-letter retry`` sends it again; a rejected impose is never retried. Receipts v1
+still verify."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -17,7 +19,9 @@ from interdict import schemas
 from interdict.accountability import lifts
 from interdict.agencies.inbound import Flag, receipt_document
 from interdict.agencies.receiver import Applied
+from interdict.cli import main
 from interdict.directives import receipts
+from interdict.directives.delivery import Delivered
 from interdict.errors import VerificationError
 from interdict.installation import Installation
 from interdict.keys import jws
@@ -61,10 +65,9 @@ def test_a_flag_over_http_is_an_answer_never_delivered_and_never_resent(
     assert "court order" not in str(recorded)  # the code only: details stay in the receipt
 
 
-def test_a_flagged_lift_is_refused_stays_open_and_is_late_in_slo(
-        installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
-        clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    hooks = webhook_agency()
+def _flags_lifts(installation: Installation, make_entry: Make, hooks: WebhookAgency,
+                 clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Delivered:
+    """Impose on the webhook agency, make it flag lifts, revoke: the delivery of the lift."""
     publish(installation, make_entry(entry_id="court-7/a", measures=[{"type": "travel.air"}]))
     route(installation)
     assert deliver(installation, clock).delivered == 1
@@ -81,7 +84,20 @@ def test_a_flagged_lift_is_refused_stays_open_and_is_late_in_slo(
                                      subject=None, measures=None, expires_at=None,
                                      listed_at=None, redress=None, reason="lifted"))
     route(installation)
-    outcome = deliver(installation, clock)
+    return deliver(installation, clock)
+
+
+def _late(installation: Installation, clock: Clock) -> list[lifts.Lift]:
+    with transaction(installation.db) as session:
+        report = lifts.report(session, clock() + timedelta(hours=2), timedelta(hours=1))
+    return [x for x in report.late if x.agency == AGENCY]
+
+
+def test_a_flagged_lift_is_refused_stays_open_and_is_late_in_slo(
+        installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
+        clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = webhook_agency()
+    outcome = _flags_lifts(installation, make_entry, hooks, clock, monkeypatch)
     assert (outcome.rejected, outcome.flagged, outcome.failed) == (1, 0, 0)
     lift = next(r for r in directives(installation) if r.action == "lift")
     assert lift.status == "rejected"
@@ -94,10 +110,63 @@ def test_a_flagged_lift_is_refused_stays_open_and_is_late_in_slo(
 
     clock.advance(3600)
     assert deliver(installation, clock).attempted == 0  # an answer: not retried
-    with transaction(installation.db) as session:
-        report = lifts.report(session, clock() + timedelta(hours=2), timedelta(hours=1))
-    (late,) = [x for x in report.late if x.agency == AGENCY]
+    (late,) = _late(installation, clock)
     assert (late.directive_id, late.status, late.done) == (lift.directive_id, "rejected", False)
+
+
+def test_a_flagged_lift_is_sent_again_by_dead_letter_retry_once_the_agency_is_fixed(
+        installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
+        clock: Clock, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    hooks = webhook_agency()
+    assert _flags_lifts(installation, make_entry, hooks, clock, monkeypatch).rejected == 1
+    lift = next(r for r in directives(installation) if r.action == "lift")
+    home = ["--home", str(installation.home.root)]
+    assert main([*home, "dead-letter", "list", "--agency", AGENCY, "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)  # the same operator attention
+    assert (listed["directive_id"], listed["status"]) == (lift.directive_id, "rejected")
+    assert listed["last_error"].startswith("receipt.flagged_lift")
+    assert main([*home, "dead-letter", "list"]) == 0
+    assert "rejected" in capsys.readouterr().out
+
+    monkeypatch.delattr(hooks.receiver, "apply")  # the agency stops flagging lifts
+    assert main([*home, "dead-letter", "retry", "--agency", AGENCY, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requeued"] == [lift.directive_id]
+    requeued = next(r for r in directives(installation) if r.action == "lift")
+    assert (requeued.status, requeued.attempts) == ("pending", 0)
+    (event,) = [e for e in events(installation) if e["action"] == "directive.requeued"]
+    assert event["actor"].startswith("operator:") and event["outcome"] == "dead_letter_retry"
+    assert event["refs"] == {"directive_id": lift.directive_id, "agency": AGENCY,
+                             "was": "rejected"}
+
+    assert deliver(installation, clock).delivered == 1
+    done = next(r for r in directives(installation) if r.action == "lift")
+    assert (done.status, done.last_error) == ("delivered", None)
+    assert [r["directive_id"] for r in hooks.receiver.received()
+            if r["action"] == "lift"] == [lift.directive_id]
+    assert _late(installation, clock) == []  # the agency's receipt came within the deadline
+    assert main([*home, "dead-letter", "list"]) == 0
+    assert "no dead letters" in capsys.readouterr().out
+
+
+def test_a_rejected_impose_is_not_retried(
+        installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
+        clock: Clock, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    hooks = webhook_agency()
+    monkeypatch.setattr(hooks.receiver, "apply", lambda webhook_id, token: Applied(
+        "rejected", "subject.unmatched: no booking matches this subject"))
+    publish(installation, make_entry(entry_id="court-7/a", measures=[{"type": "travel.air"}]))
+    route(installation)
+    assert deliver(installation, clock).rejected == 1
+    home = ["--home", str(installation.home.root)]
+    assert main([*home, "dead-letter", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # the issuer's to fix, not the operator's
+    assert main([*home, "dead-letter", "retry", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requeued"] == []
+    (impose,) = directives(installation)
+    assert impose.status == "rejected"
+    assert not [e for e in events(installation) if e["action"] == "directive.requeued"]
 
 
 def _signed(document: dict[str, Any]) -> tuple[str, dict[str, bytes]]:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interdict import issuers
 from interdict.agencies import onboarding, simulated
 from interdict.cli import main
+from interdict.directives.throttle import DeliveryPolicy
 from interdict.flows.dispatch import deliver_once, plan_once
 from interdict.flows.ingest import ingest_once
 from interdict.installation import Installation
@@ -157,3 +158,59 @@ def test_an_agency_that_cannot_list_its_holdings_is_reported_not_fatal(
     report = reconcile(installation, capsys)
     assert "holdings_endpoint" in report["agencies"]["silent"]["error"]
     assert report["agencies"]["travel"]["error"] is None
+
+
+def test_a_rejected_lift_the_agency_still_holds_is_requeued_a_rejected_impose_is_not(
+        installation: Installation, make_entry: Make,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    travel = installation.adapter("travel")
+    assert isinstance(travel, simulated.SimulatedAgency)
+    installation.public.publish(issuers.sign(installation, "court-7", [
+        make_entry(entry_id=f"court-7/{c}", measures=TRAVEL) for c in ("refused", "spent")]))
+    sync_without_prefect(installation)
+    revoke = {"op": "revoke", "revision": 2, "subject": None, "measures": None,
+              "expires_at": None, "redress": None, "listed_at": None, "reason": "quashed"}
+    installation.public.publish(issuers.sign(installation, "court-7", [
+        make_entry(entry_id="court-7/unmatched", measures=TRAVEL),
+        make_entry(entry_id="court-7/refused", **revoke),
+        make_entry(entry_id="court-7/spent", **revoke)]))
+    home = str(installation.home.root)
+    while ingest_once(home).read:
+        pass
+    while plan_once(home).causes:
+        pass
+    max_attempts = DeliveryPolicy.from_settings(
+        travel.context.manifest.get("settings", {})).max_attempts
+    # what the agencies answered, as delivery records it
+    with transaction(installation.db) as session:
+        for entry, action, attempts, error in (
+                ("unmatched", "impose", 1, "subject.unmatched: no booking matches"),
+                ("refused", "lift", 1, "receipt.flagged_lift: agency travel flagged lift"),
+                ("spent", "lift", max_attempts, "receipt.flagged_lift: again")):
+            row = session.execute(sa.select(Directive).where(
+                Directive.entry_id == f"court-7/{entry}", Directive.action == action)).scalar_one()
+            row.status, row.attempts, row.last_error = "rejected", attempts, error
+    refused = directive(installation, "refused", "lift")
+    spent = directive(installation, "spent", "lift")
+    unmatched = directive(installation, "unmatched", "impose")
+
+    drift = reconcile(installation, capsys)["agencies"]["travel"]
+    assert drift["unlifted"] == [directive(installation, "refused", "impose").directive_id]
+    assert drift["requeued"] == [refused.directive_id]
+    # an impose the agency refused is its issuer's to fix; a lift refused max_attempts times
+    # waits for an operator (dead-letter retry) instead of being resent every run
+    assert sorted(drift["stuck"]) == sorted([unmatched.directive_id, spent.directive_id])
+    sent = directive(installation, "refused", "lift")
+    assert (sent.status, sent.attempts) == ("delivered", 2)  # its attempts kept, one more used
+    assert directive(installation, "unmatched", "impose").status == "rejected"
+    assert directive(installation, "spent", "lift").status == "rejected"
+    assert set(travel.holdings()) == {directive(installation, "spent", "impose").directive_id}
+    with transaction(installation.db) as session:
+        log = [json.loads(e) for e in session.execute(
+            sa.select(AuditEvent.event).order_by(AuditEvent.seq)).scalars()]
+    (requeued,) = [e for e in log if e["action"] == "directive.requeued"]
+    assert (requeued["outcome"], requeued["refs"]["directive_id"], requeued["refs"]["was"]) == (
+        "reconcile", refused.directive_id, "rejected")
+
+    again = reconcile(installation, capsys)["agencies"]["travel"]
+    assert again["requeued"] == [] and again["unlifted"] == []
