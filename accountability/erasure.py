@@ -43,6 +43,7 @@ from interdict.accountability import policy
 from interdict.accountability.timing import iso
 from interdict.auditlog import log
 from interdict.directives.outbox import payload
+from interdict.directives.receipts import FLAG_CODE_KEPT, flag_of
 from interdict.installation import Installation
 from interdict.keys import jws
 from interdict.storage import tombstones as tomb
@@ -273,7 +274,11 @@ def _write_tombstones(session: Session, found: _Found, seqs: list[int], now: dat
         if tomb.is_tombstone(r.jws):
             continue
         signed = payload(r.jws)
-        kept: dict[str, Any] = {k: signed[k] for k in ("status", "at", "erased") if k in signed}
+        kept: dict[str, Any] = {k: signed[k] for k in ("status", "at", "erased", "action")
+                                if k in signed}
+        flag = flag_of(signed)
+        if flag and isinstance(flag.get("code"), str):  # the code, never the detail
+            kept[FLAG_CODE_KEPT] = flag["code"]
         receipts.append({"directive_id": r.directive_id,
                          "jws": marker("receipt", jws.digest(r.jws), kept)})
     quarantine = [{"id": q.id, "detail": ERASED_DETAIL,
