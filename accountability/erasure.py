@@ -4,7 +4,8 @@ copy of its personal data interdict holds is replaced by a tombstone (storage/to
 What is erased, per entry (revoked or expired, ``entry.updated_at`` + retention passed):
 every revision the issuer signed, every directive sent for it and every agency receipt for
 those directives (a rejection's detail may name the person, and so may a directive's
-``last_error``), the quarantined bytes that claim to be a revision of it, and the published
+``last_error``), the quarantined bytes that claim to be a revision of it (up to the one
+erased: a later one waiting in quarantine is not its), and the published
 copies of all of these in the public database (unless the installation says it may not
 write there: ``"erase_published": false`` in settings.json). Quarantined bytes that cannot be
 attributed to an entry still to be kept are erased by age alone; so is the first token an
@@ -19,7 +20,8 @@ go out. An agency that received a lift but did not confirm deletion in its recei
 names the agency as unconfirmed, in the report and in the ``entry.erased`` event, for an
 operator to chase.
 
-Each entry is erased in one transaction with its audit events (``document.erased`` per
+The candidates and the quarantine are read without the write lock (storage.reading); each
+entry is then erased in one short transaction, with its audit events (``document.erased`` per
 document, ``entry.erased`` per entry): a crash leaves every entry fully erased or untouched,
 and a rerun finishes the rest. The public database is another database: its copies are
 erased just before the entry's transaction commits, so a crash in between leaves only the
