@@ -4,7 +4,8 @@ copy of its personal data interdict holds is replaced by a tombstone (storage/to
 What is erased, per entry (revoked or expired, ``entry.updated_at`` + retention passed):
 every revision the issuer signed, every directive sent for it and every agency receipt for
 those directives (a rejection's detail may name the person, and so may a directive's
-``last_error``), the quarantined bytes that claim to be a revision of it, and the published
+``last_error``), the quarantined bytes that claim to be a revision of it (up to the one
+erased: a later one waiting in quarantine is not its), and the published
 copies of all of these in the public database (unless the installation says it may not
 write there: ``"erase_published": false`` in settings.json). Quarantined bytes that cannot be
 attributed to an entry still to be kept are erased by age alone; so is the first token an
@@ -19,7 +20,8 @@ go out. An agency that received a lift but did not confirm deletion in its recei
 names the agency as unconfirmed, in the report and in the ``entry.erased`` event, for an
 operator to chase.
 
-Each entry is erased in one transaction with its audit events (``document.erased`` per
+The candidates and the quarantine are read without the write lock (storage.reading); each
+entry is then erased in one short transaction, with its audit events (``document.erased`` per
 document, ``entry.erased`` per entry): a crash leaves every entry fully erased or untouched,
 and a rerun finishes the rest. The public database is another database: its copies are
 erased just before the entry's transaction commits, so a crash in between leaves only the
@@ -43,10 +45,11 @@ from interdict.accountability import policy
 from interdict.accountability.timing import iso
 from interdict.auditlog import log
 from interdict.directives.outbox import payload
+from interdict.directives.receipts import FLAG_CODE_KEPT, flag_of
 from interdict.installation import Installation
 from interdict.keys import jws
+from interdict.storage import reading, transaction, utcnow
 from interdict.storage import tombstones as tomb
-from interdict.storage import transaction, utcnow
 from interdict.storage.models import (
     Agency,
     Directive,
@@ -108,21 +111,24 @@ def erase(installation: Installation, *, now: datetime | None = None, dry_run: b
     """Erase every entry lifted longer ago than the policy's retention, then quarantined
     bytes and import tokens by age. ``dry_run`` decides the same and writes nothing."""
     now = now or utcnow()
-    with transaction(installation.db) as session:
+    # Reading is done without the write lock (a quarantine scan can be long); each entry then
+    # takes it for one short transaction that re-checks its candidate under the lock.
+    with reading(installation.db) as session:
         report = ErasureReport(now, policy.active(session).retention_days, dry_run)
         candidates = _candidates(session, report.cutoff)
-        attributed, by_age = _quarantine(session, set(candidates), report.cutoff)
-    for key in candidates:
-        _erase_entry(installation, key, attributed.get(key, []), report, actor)
+        attributed, by_age = _quarantine(session, candidates, report.cutoff)
+    for key, revision in candidates.items():
+        _erase_entry(installation, key, revision, attributed.get(key, []), report, actor)
     _erase_quarantine_by_age(installation, by_age, report, actor)
     _erase_import_tokens(installation, report, actor)
     return report
 
 
-def _candidates(session: Session, cutoff: datetime) -> list[tuple[str, str]]:
-    """Entries lifted before ``cutoff`` whose current revision is not erased yet."""
+def _candidates(session: Session, cutoff: datetime) -> dict[tuple[str, str], int]:
+    """Entries lifted before ``cutoff`` whose current revision is not erased yet, with that
+    revision."""
     rows = session.execute(
-        sa.select(EntryState.issuer, EntryState.entry_id)
+        sa.select(EntryState.issuer, EntryState.entry_id, EntryState.revision)
         .join(EntryRevision, sa.and_(EntryRevision.issuer == EntryState.issuer,
                                      EntryRevision.entry_id == EntryState.entry_id,
                                      EntryRevision.revision == EntryState.revision))
@@ -130,7 +136,7 @@ def _candidates(session: Session, cutoff: datetime) -> list[tuple[str, str]]:
                EntryState.updated_at <= cutoff,  # type: ignore[operator]
                tomb.present(EntryRevision.jws))
         .order_by(EntryState.issuer, EntryState.entry_id))
-    return [(r.issuer, r.entry_id) for r in rows]
+    return {(r.issuer, r.entry_id): r.revision for r in rows}
 
 
 # -- one entry ----------------------------------------------------------------------------
@@ -146,13 +152,14 @@ class _Found:
     quarantine: list[Any]
 
 
-def _erase_entry(installation: Installation, key: tuple[str, str], quarantine_ids: list[int],
-                 report: ErasureReport, actor: str) -> None:
+def _erase_entry(installation: Installation, key: tuple[str, str], revision: int,
+                 quarantine_ids: list[int], report: ErasureReport, actor: str) -> None:
     with transaction(installation.db) as session:
         state = session.execute(sa.select(EntryState).where(
             EntryState.issuer == key[0], EntryState.entry_id == key[1])
             .with_for_update()).scalar_one_or_none()
-        if state is None or state.status not in LIFTED or state.updated_at > report.cutoff:
+        if (state is None or state.status not in LIFTED or state.updated_at > report.cutoff
+                or state.revision != revision):
             return  # relisted (or changed) since the candidates were read
         found = _read(session, key, quarantine_ids)
         unconfirmed = _settled(session, found, report)
@@ -273,7 +280,11 @@ def _write_tombstones(session: Session, found: _Found, seqs: list[int], now: dat
         if tomb.is_tombstone(r.jws):
             continue
         signed = payload(r.jws)
-        kept: dict[str, Any] = {k: signed[k] for k in ("status", "at", "erased") if k in signed}
+        kept: dict[str, Any] = {k: signed[k] for k in ("status", "at", "erased", "action")
+                                if k in signed}
+        flag = flag_of(signed)
+        if flag and isinstance(flag.get("code"), str):  # the code, never the detail
+            kept[FLAG_CODE_KEPT] = flag["code"]
         receipts.append({"directive_id": r.directive_id,
                          "jws": marker("receipt", jws.digest(r.jws), kept)})
     quarantine = [{"id": q.id, "detail": ERASED_DETAIL,
@@ -308,8 +319,9 @@ def _erase_copies(installation: Installation, copies: Sequence[tuple[int, str]],
 # -- quarantine and import runs, by age ---------------------------------------------------
 
 
-def _claimed_entry(raw: bytes) -> tuple[str, str] | None:
-    """The (issuer, entry_id) unverified bytes claim to be a revision of, if any."""
+def _claimed_entry(raw: bytes) -> tuple[str, str, int | None] | None:
+    """The (issuer, entry_id, revision) unverified bytes claim to be a revision of, if any
+    (revision None when they name none, or not as a number)."""
     try:
         parts = raw.split(b".")
         body = parts[1] + b"=" * (-len(parts[1]) % 4)
@@ -319,17 +331,23 @@ def _claimed_entry(raw: bytes) -> tuple[str, str] | None:
     if not isinstance(claimed, dict):
         return None
     issuer, entry_id = claimed.get("issuer"), claimed.get("entry_id")
+    revision = claimed.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool):
+        revision = None
     if isinstance(issuer, str) and isinstance(entry_id, str):
-        return issuer, entry_id
+        return issuer, entry_id, revision
     return None
 
 
-def _quarantine(session: Session, candidates: set[tuple[str, str]], cutoff: datetime,
+def _quarantine(session: Session, candidates: dict[tuple[str, str], int], cutoff: datetime,
                 ) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
     """Quarantined rows not erased yet: those that belong to an entry being erased (by
-    entry), and those whose time is up on their own (by age): refused before ``cutoff`` and
-    naming no entry interdict still keeps (none at all, one it never accepted, or one
-    already erased)."""
+    entry: they claim one of the revisions it has, at most its current one), and those whose
+    time is up on their own (by age): refused before ``cutoff`` and naming no entry
+    interdict still keeps (none at all, one it never accepted, or one already erased).
+
+    A row claiming a later revision (a re-imposition waiting in quarantine for its key, say)
+    is not the erased entry's: it is left to the by-age path."""
     attributed: dict[tuple[str, str], list[int]] = {}
     aged: list[tuple[int, tuple[str, str] | None]] = []
     rows = session.execute(
@@ -341,9 +359,11 @@ def _quarantine(session: Session, candidates: set[tuple[str, str]], cutoff: date
         raw = bytes(row.raw)
         if tomb.is_tombstone(raw):
             continue
-        key = _claimed_entry(raw)
-        if key is not None and key in candidates:
-            attributed.setdefault(key, []).append(row.id)
+        claimed = _claimed_entry(raw)
+        key = claimed[:2] if claimed is not None else None
+        if (claimed is not None and key in candidates and claimed[2] is not None
+                and claimed[2] <= candidates[claimed[:2]]):
+            attributed.setdefault(claimed[:2], []).append(row.id)
         elif row.at <= cutoff:
             aged.append((row.id, key))
     kept = _entries_kept(session, {key for _, key in aged if key is not None})

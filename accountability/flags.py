@@ -24,15 +24,37 @@ from interdict.errors import UsageError
 from interdict.storage.models import Directive, EntryState, Issuer, Receipt
 
 
-def flagged(session: Session, issuer: str | None = None) -> list[dict[str, Any]]:
-    """Every directive whose agency flagged it, by issuer, entry, revision and agency."""
-    query = (sa.select(Directive.directive_id, Directive.agency, Directive.issuer,
-                       Directive.entry_id, Directive.revision, Directive.action,
-                       Directive.delivered_at, Receipt.jws)
+def _latest_ids() -> Any:
+    """SQL: the id of the latest directive per (agency, issuer, entry), as issuer_report and
+    the statistics read it: what the agency was last told about the entry."""
+    return (sa.select(sa.func.max(Directive.id))
+            .group_by(Directive.agency, Directive.issuer, Directive.entry_id)
+            .scalar_subquery())
+
+
+def _flagged_rows(*columns: Any, in_force: bool = True) -> Any:
+    """Flagged directives joined to their receipts; ``in_force``: only flags in force, the
+    latest directive to an agency about an entry in force (an amend or lift answers a flag,
+    and an erased or lifted entry holds nothing)."""
+    query = (sa.select(*columns)
              .join(Receipt, Receipt.directive_id == Directive.directive_id)
-             .where(Directive.status == "flagged")
-             .order_by(Directive.issuer, Directive.entry_id, Directive.revision,
-                       Directive.agency))
+             .where(Directive.status == "flagged"))
+    if in_force:
+        query = (query.join(EntryState, sa.and_(EntryState.issuer == Directive.issuer,
+                                                EntryState.entry_id == Directive.entry_id))
+                 .where(EntryState.status == "active",
+                        Directive.id.in_(_latest_ids())))  # type: ignore[union-attr]
+    return query
+
+
+def flagged(session: Session, issuer: str | None = None, *, in_force: bool = True
+            ) -> list[dict[str, Any]]:
+    """The directives whose agency flagged them (only the flags in force unless ``in_force``
+    is false: then every flag ever recorded), by issuer, entry, revision and agency."""
+    query = _flagged_rows(Directive.directive_id, Directive.agency, Directive.issuer,
+                          Directive.entry_id, Directive.revision, Directive.action,
+                          Directive.delivered_at, Receipt.jws, in_force=in_force).order_by(
+        Directive.issuer, Directive.entry_id, Directive.revision, Directive.agency)
     if issuer is not None:
         query = query.where(Directive.issuer == issuer)
     found = []
@@ -46,17 +68,21 @@ def flagged(session: Session, issuer: str | None = None) -> list[dict[str, Any]]
     return found
 
 
+def in_force_count(session: Session) -> int:
+    """How many flags are in force (``interdict status``)."""
+    query = _flagged_rows(Directive.id)
+    return int(session.execute(sa.select(sa.func.count()).select_from(query.subquery()))
+               .scalar_one())
+
+
 def counts(session: Session) -> dict[str, dict[str, int]]:
-    """Flags in force (the directive's latest answer), by reason code and by agency: counts
-    only, for the public statistics."""
+    """Flags in force, by reason code and by agency: counts only, for the public
+    statistics."""
     by_code: Counter[str] = Counter()
     by_agency: Counter[str] = Counter()
-    rows = session.execute(sa.select(Directive.agency, Receipt.jws)
-                           .join(Receipt, Receipt.directive_id == Directive.directive_id)
-                           .where(Directive.status == "flagged"))
-    for agency, token in rows:
+    for agency, token in session.execute(_flagged_rows(Directive.agency, Receipt.jws)):
         flag = flag_of(payload(token)) or {}
-        by_code[str(flag.get("code"))] += 1
+        by_code[str(flag.get("code") or "unknown")] += 1
         by_agency[agency] += 1
     return {"by_code": dict(sorted(by_code.items())), "by_agency": dict(sorted(by_agency.items()))}
 

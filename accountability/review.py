@@ -1,7 +1,8 @@
 """Review before expiry: which entries in force must be reviewed or will end soon, per issuer.
 
-An entry is *due* at the earlier of its expiry and its review date: the acceptance of its
-latest revision (an amend with a new assessment restarts the clock) plus the shortest review
+An entry is *due* at the earlier of its expiry and its review date: the acceptance of the
+revision that last started its review clock (its impose, or a later amend with a new
+assessment; an amend that keeps the assessment does not restart it) plus the shortest review
 interval the policy in force sets for its measures. Listing entries due within a window
 warns each issuer once per entry revision (audit event ``review.due``), so running the
 report daily, by hand or on a schedule (``flows/review.py``, which ``interdict serve`` runs
@@ -68,10 +69,12 @@ def due(session: Session, now: datetime, within: timedelta, issuer: str | None =
         .where(EntryState.status == "active"))
     if issuer is not None:
         query = query.where(EntryState.issuer == issuer)
+    clocks = store.review_clock_starts(session, issuer)
     found = []
     for r in session.execute(query):
         measures = payload(r.jws).get("measures", [])
-        review_at = r.accepted_at + timedelta(days=in_force.review_days(
+        started = clocks.get((r.issuer, r.entry_id), r.accepted_at)
+        review_at = started + timedelta(days=in_force.review_days(
             [m["type"] for m in measures]))
         kind, due_at = (("review", review_at) if review_at < r.expires_at
                         else ("expiry", r.expires_at))

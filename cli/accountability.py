@@ -125,7 +125,9 @@ def _print_subject(data: dict[str, Any]) -> None:
 
 
 def _flag_text(flag: dict[str, Any] | None) -> str:
-    return f"{flag['code']}: {flag['detail']}" if flag else ""
+    if not flag:
+        return ""
+    return f"{flag['code']}: {flag['detail']}" if flag.get("detail") else str(flag["code"])
 
 
 @app.command("stats")
@@ -288,14 +290,18 @@ def flags_command(
     ctx: typer.Context,
     issuer: Annotated[str | None, typer.Option("--issuer", metavar="ID",
                                                help="Only this issuer's entries.")] = None,
+    history: Annotated[bool, typer.Option(
+        "--all", help="Every flag ever recorded, also those answered by a later directive "
+                      "or on entries no longer in force.")] = False,
     json: JsonFlag = False,
 ) -> None:
     """Directives an agency received and verified but will not act on (receipt status
-    flagged), with its reason code and detail. A flagged directive is answered, so it is not
-    retried, and it is never counted as delivered."""
+    flagged), with its reason code and detail: the flags in force (the agency's latest
+    directive about an entry in force) unless --all. A flagged directive is answered, so it
+    is not retried, and it is never counted as delivered."""
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
-        found = flags.flagged(session, issuer)
+        found = flags.flagged(session, issuer, in_force=not history)
     if json:
         emit_json(found)
         return

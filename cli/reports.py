@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from interdict.accountability import flags
 from interdict.auditlog import latest_checkpoint, size_and_root
 from interdict.entries import store
 from interdict.installation import Installation
@@ -43,8 +44,7 @@ def status(installation: Installation) -> dict[str, Any]:
                 sa.select(sa.func.count()).select_from(QuarantinedEntry)
                 .where(QuarantinedEntry.released == sa.false())).scalar_one()),
             "directives": _counts(session, Directive.status),
-            "flags": int(session.execute(sa.select(sa.func.count()).select_from(Directive)
-                                         .where(Directive.status == "flagged")).scalar_one()),
+            "flags": flags.in_force_count(session),
             "agencies": agencies,
             "audit_log": {"size": size, "root": base64.b64encode(root).decode(),
                           "checkpoint": checkpoint.size if checkpoint else None},

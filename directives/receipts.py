@@ -39,10 +39,21 @@ def version_of(document: Mapping[str, Any]) -> int:
                             code="receipt.schema")
 
 
-def flag_of(document: Mapping[str, Any]) -> dict[str, str] | None:
-    """The flag (code and detail) of a flagged receipt, else None."""
-    flag = document.get("flag") if document.get("status") == "flagged" else None
-    return dict(flag) if isinstance(flag, Mapping) else None
+# The member of a receipt tombstone's ``kept`` that holds the flag's code (erasure.py).
+FLAG_CODE_KEPT = "flag_code"
+
+
+def flag_of(document: Mapping[str, Any]) -> dict[str, str | None] | None:
+    """The flag (code and detail) of a flagged receipt, else None. For a receipt erased after
+    retention (its payload is the tombstone's ``kept``), the code it kept and no detail (a
+    detail may name the person)."""
+    if document.get("status") != "flagged":
+        return None
+    flag = document.get("flag")
+    if isinstance(flag, Mapping):
+        return dict(flag)
+    code = document.get(FLAG_CODE_KEPT)
+    return {"code": code, "detail": None} if isinstance(code, str) else None
 
 
 def verify(token: str, *, agency: str, directive_id: str,

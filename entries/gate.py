@@ -112,6 +112,20 @@ def count_extensions(history: Iterable[tuple[str, datetime | None]]) -> int:
     return count
 
 
+def review_clock_start(history: Iterable[tuple[str, str | None, datetime]]) -> datetime | None:
+    """When the review clock last started, from ``(op, assessment, accepted_at)`` per
+    accepted revision in revision order: an impose starts it, and so does an amend whose
+    assessment differs from its predecessor's (a new assessment); an amend that keeps the
+    assessment (a corrected address, say) does not, or trivial amends would postpone review
+    forever."""
+    start, previous = None, None
+    for op, assessment, accepted_at in history:
+        if op == "impose" or (op == "amend" and assessment != previous):
+            start = accepted_at
+        previous = assessment
+    return start
+
+
 def assessment_of(document: Mapping[str, Any]) -> str | None:
     found = document.get("assessment")
     return found if isinstance(found, str) else None

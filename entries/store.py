@@ -93,6 +93,27 @@ def extension_facts(session: Session, keys: Iterable[tuple[str, str]]
             for key, revisions in history.items()}
 
 
+def review_clock_starts(session: Session, issuer: str | None = None
+                        ) -> dict[tuple[str, str], datetime]:
+    """Per entry in force (of ``issuer``, or all): when its review clock last started
+    (gate.review_clock_start), walking its accepted revisions (one query)."""
+    query = (sa.select(EntryRevision.issuer, EntryRevision.entry_id, EntryRevision.op,
+                       EntryRevision.accepted_at, EntryRevision.jws)
+             .join(EntryState, sa.and_(EntryState.issuer == EntryRevision.issuer,
+                                       EntryState.entry_id == EntryRevision.entry_id))
+             .where(EntryState.status == "active",
+                    EntryRevision.revision <= EntryState.revision)
+             .order_by(EntryRevision.issuer, EntryRevision.entry_id, EntryRevision.revision))
+    if issuer is not None:
+        query = query.where(EntryState.issuer == issuer)
+    history: dict[tuple[str, str], list[tuple[str, str | None, datetime]]] = {}
+    for r in session.execute(query):
+        history.setdefault((r.issuer, r.entry_id), []).append(
+            (r.op, gate.assessment_of(payload(r.jws)), r.accepted_at))
+    starts = {key: gate.review_clock_start(revisions) for key, revisions in history.items()}
+    return {key: start for key, start in starts.items() if start is not None}
+
+
 def record(session: Session, outcomes: Sequence[Accepted | Refused], position: int,
            cursor_name: str = INGEST_CURSOR) -> None:
     """Store a batch's outcomes and move the cursor to ``position``, in the caller's transaction."""

@@ -15,6 +15,8 @@ from sqlmodel import Session, SQLModel
 from interdict.errors import ConfigError
 from interdict.storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+READ_ONLY = "interdict_read_only"  # execution option of reading() sessions
+
 
 def normalise_url(url: str) -> str:
     """Accept the plain ``postgresql://`` form people copy from psql and use psycopg 3."""
@@ -38,7 +40,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _begin_immediate(connection: Any) -> None:
     # Every transaction takes the write lock up front: a deferred one that reads the audit head
     # and then writes could fail with SQLITE_BUSY when another thread committed in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reading() session only reads: a deferred BEGIN gives it a snapshot (WAL) and no lock.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache(maxsize=32)
@@ -74,6 +80,16 @@ def _add_missing_indexes(engine: Engine) -> None:
         with engine.begin() as conn:
             for index in missing:
                 conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session that only reads and takes no write lock (on SQLite, where every
+    transaction() takes it up front): for long scans a writer must not wait on. It sees one
+    snapshot on SQLite, committed rows as of each statement on PostgreSQL; never write in it."""
+    with Session(engine.execution_options(**{READ_ONLY: True}),
+                 expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 @contextmanager

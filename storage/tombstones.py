@@ -13,7 +13,8 @@ and a tombstone cannot be confused (``NOT LIKE '{%'`` in SQL). Raw quarantined b
 anything, so there :func:`read` also checks the ``tombstone`` member.
 
 ``kept`` holds the non-personal facts readers still need after erasure (a lift directive's
-``effective_from`` and a receipt's signed ``at`` and ``status`` keep lift latency measurable);
+``effective_from`` and a receipt's signed ``at`` and ``status`` keep lift latency measurable; a
+receipt's ``action`` and a flag's code, ``flag_code``, keep flags countable, never the detail);
 ``seq`` is the ``document.erased`` audit event that records the erasure, when there is one.
 """
 

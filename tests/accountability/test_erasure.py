@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
 from interdict import schemas
@@ -26,7 +27,8 @@ from interdict.directives.outbox import payload
 from interdict.flows.erase import erase as erase_flow
 from interdict.installation import Installation
 from interdict.keys import jws
-from interdict.storage import tombstones, transaction, utcnow
+from interdict.storage import reading, tombstones, transaction, utcnow
+from interdict.storage.database import READ_ONLY
 from interdict.storage.models import Directive, EntryRevision, QuarantinedEntry, Receipt
 from tests.accountability.conftest import Make, events, publish, revoke, sync
 
@@ -370,3 +372,60 @@ def test_an_agency_that_does_not_confirm_deletion_is_chased(lifted: Installation
     with transaction(lifted.db) as session:
         marker = tombstones.read(session.get_one(Receipt, lift).jws)
     assert marker is not None and marker["kept"]["erased"] is False
+
+
+def test_a_later_revision_waiting_in_quarantine_is_not_erased_with_the_old_entry(
+        lifted: Installation, make_entry: Make) -> None:
+    """A re-imposition of case-10 signed with a key not registered yet waits in quarantine
+    (header.kid_unknown) to be retried: erasing the lifted revisions must leave it, and its
+    public copy, alone."""
+    stranger = jws.Signer(Ed25519PrivateKey.generate())
+    waiting = stranger.sign_document(
+        make_entry(entry_id="court-7/case-10", subject=WANG, revision=3), jws.TYP_ENTRY)
+    (seq,) = lifted.public.publish([waiting])
+    sync(lifted)
+    with transaction(lifted.db) as session:
+        assert session.execute(sa.select(QuarantinedEntry.reason).where(
+            QuarantinedEntry.public_seq == seq)).scalar_one() == "header.kid_unknown"
+
+    report = erasure.erase(lifted, now=later())
+    assert report.entries == 1 and report.documents["quarantine"] == 2  # as before it came
+    with transaction(lifted.db) as session:
+        row = session.execute(sa.select(QuarantinedEntry).where(
+            QuarantinedEntry.public_seq == seq)).scalar_one()
+    assert bytes(row.raw).decode() == waiting and row.detail != erasure.ERASED_DETAIL
+    (published,) = lifted.public.read_after(seq - 1, 1)
+    assert published.jws == waiting
+
+
+def test_erasure_reads_without_the_write_lock_and_locks_only_the_rows_it_erases(
+        lifted: Installation) -> None:
+    """The candidates and the quarantine scan are read in a reading session; a write
+    transaction reads quarantined rows only by id."""
+    seen: list[tuple[bool, str]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append((bool(conn.get_execution_options().get(READ_ONLY)), statement))
+
+    sa.event.listen(lifted.db, "before_cursor_execute", record)
+    try:
+        erasure.erase(lifted, now=later())
+    finally:
+        sa.event.remove(lifted.db, "before_cursor_execute", record)
+    written = [s for read_only, s in seen if not read_only]
+    read = [s for read_only, s in seen if read_only]
+    assert any("FROM quarantine" in s for s in read)
+    assert any("entry.updated_at <=" in s for s in read)  # the candidates
+    assert not any("entry.updated_at <=" in s for s in written)
+    assert all(" IN (" in s for s in written if "FROM quarantine" in s)
+    assert not any(s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+                   for s in read)
+
+
+def test_a_reading_session_does_not_keep_a_writer_waiting(lifted: Installation) -> None:
+    with reading(lifted.db) as session:
+        before = session.execute(sa.select(sa.func.count()).select_from(
+            QuarantinedEntry)).scalar_one()
+        with transaction(lifted.db) as writer:  # would wait on a write lock taken by a read
+            writer.execute(sa.update(QuarantinedEntry).values(detail="touched"))
+    assert before == 3

@@ -6,6 +6,7 @@ lifts delete the agencies' data and say so (erased)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,14 @@ import pytest
 import sqlalchemy as sa
 
 from interdict import schemas
+from interdict.accountability import erasure
+from interdict.accountability.policy import DEFAULT_RETENTION_DAYS
 from interdict.agencies.simulated import received, restriction
 from interdict.agencies.travel import TravelBooking
 from interdict.cli import main
 from interdict.directives.outbox import payload
 from interdict.installation import Installation
-from interdict.storage import transaction
+from interdict.storage import transaction, utcnow
 from interdict.storage.models import Directive, Receipt
 from tests.accountability.conftest import Make, events, publish, revoke, sync
 
@@ -202,3 +205,53 @@ def _run(capsys: pytest.CaptureFixture[str], inst: Installation, *args: str) -> 
     capsys.readouterr()
     main(["--home", str(inst.home.root), *args])
     return capsys.readouterr().out
+
+
+def test_only_flags_in_force_are_listed_and_counted_and_all_shows_the_history(
+        flagged: Installation, make_entry: Make, capsys: pytest.CaptureFixture[str]) -> None:
+    # an amend the agency flags again: the flag in force is the amend's, the impose's is history
+    publish(flagged, make_entry(entry_id="court-7/tax", subject=TAX_ONLY, op="amend",
+                                revision=2))
+    sync(flagged)
+    (row,) = cli(capsys, flagged, "flags")
+    assert (row["revision"], row["action"], row["code"]) == (2, "amend", CODE)
+    assert [r["revision"] for r in cli(capsys, flagged, "flags", "--all")] == [1, 2]
+    assert cli(capsys, flagged, "status")["flags"] == 1
+    assert cli(capsys, flagged, "stats")["flags"] == {"by_code": {CODE: 1},
+                                                      "by_agency": {"travel": 1}}
+
+    # lifted: no flag is in force any more (the lift answers it), the history stays
+    publish(flagged, revoke(make_entry, "court-7/tax", revision=3))
+    sync(flagged)
+    assert cli(capsys, flagged, "flags") == []
+    assert cli(capsys, flagged, "status")["flags"] == 0
+    assert cli(capsys, flagged, "stats")["flags"] == {"by_code": {}, "by_agency": {}}
+    assert [r["revision"] for r in cli(capsys, flagged, "flags", "--all")] == [1, 2]
+
+
+def test_an_erased_flag_keeps_its_code_and_the_receipts_action_but_not_the_detail(
+        flagged: Installation, make_entry: Make, capsys: pytest.CaptureFixture[str]) -> None:
+    travel = directive_rows(flagged)[("travel", "impose")]
+    detail = receipts(flagged)[travel.directive_id]["flag"]["detail"]
+    publish(flagged, revoke(make_entry, "court-7/tax"))
+    sync(flagged)
+    erased = erasure.erase(flagged, now=utcnow() + timedelta(days=DEFAULT_RETENTION_DAYS + 1))
+    assert erased.entries == 1
+
+    kept = receipts(flagged)[travel.directive_id]
+    assert kept["tombstone"]["kind"] == "receipt"
+    assert (kept["status"], kept["action"], kept["flag_code"]) == ("flagged", "impose", CODE)
+    assert detail not in json.dumps(kept)
+    schemas.check("tombstone", kept["tombstone"], 1)
+    (row,) = cli(capsys, flagged, "flags", "--all")
+    assert (row["code"], row["detail"]) == (CODE, None)
+    assert cli(capsys, flagged, "flags") == []
+    with transaction(flagged.db) as session:
+        lift = session.execute(sa.select(Receipt.jws).join(
+            Directive, Directive.directive_id == Receipt.directive_id).where(
+            Directive.agency == "travel", Directive.action == "lift")).scalar_one()
+    assert payload(lift)["action"] == "lift" and "flag_code" not in payload(lift)
+    capsys.readouterr()
+    assert main(["--home", str(flagged.home.root), "flags", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "identity" in out and "None" not in out

@@ -15,7 +15,7 @@ from interdict.cli import main
 from interdict.flows.review import review as review_flow
 from interdict.installation import Installation
 from interdict.storage import transaction, utcnow
-from interdict.storage.models import Directive, EntryState
+from interdict.storage.models import Directive, EntryRevision, EntryState
 from tests.accountability.conftest import Make, events, publish, sync
 from tests.accountability.test_policy import example
 
@@ -125,3 +125,40 @@ def test_an_unextended_entry_is_lifted_at_expiry_and_an_extended_one_is_not(
 
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_only_an_amend_with_a_new_assessment_restarts_the_review_clock(
+        installation: Installation, prefect_api: str, make_entry: Make) -> None:
+    loan = {"entry_id": "court-7/loan", "measures": [{"type": "credit.loan"}],
+            "expires_at": iso_in(700)}
+    publish(installation, make_entry(**loan))
+    sync(installation)
+    with transaction(installation.db) as session:  # the example reviews credit.loan yearly
+        policy.apply(session, example(), utcnow())
+
+    def review_at() -> tuple[int, datetime, dict[int, datetime]]:
+        with transaction(installation.db) as session:
+            (item,) = review.due(session, utcnow(), timedelta(days=3000))
+            interval = timedelta(days=policy.active(session).review_days(["credit.loan"]))
+            accepted = dict(session.execute(sa.select(
+                EntryRevision.revision, EntryRevision.accepted_at)).all())
+        return item.revision, item.review_at - interval, accepted
+
+    # an amend that keeps the assessment (no extension needs none) does not postpone review
+    publish(installation, make_entry(**loan, op="amend", revision=2))
+    sync(installation)
+    revision, started, accepted = review_at()
+    assert revision == 2 and accepted[2] > accepted[1]
+    assert started == accepted[1]
+    # an amend with a new assessment does restart it
+    publish(installation, make_entry(**loan, op="amend", revision=3,
+                                     assessment=NEW_ASSESSMENT))
+    sync(installation)
+    revision, started, accepted = review_at()
+    assert revision == 3 and started == accepted[3]
+    # and a later trivial amend keeps that start
+    publish(installation, make_entry(**loan, op="amend", revision=4,
+                                     assessment=NEW_ASSESSMENT))
+    sync(installation)
+    revision, started, accepted = review_at()
+    assert revision == 4 and started == accepted[3]
