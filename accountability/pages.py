@@ -124,6 +124,11 @@ def subject_page(report: Mapping[str, Any]) -> str:
             ("agency", "action", "revision", "delivery", "data sent", "receipt",
              "receipt time", "not acted on because"), rows)
             if rows else "<p>No agency was told.</p>")
+        if m.get("objections"):
+            parts.append("<h3>Your objections</h3>" + _table(
+                ("received", "decided", "outcome"),
+                [(o["received_at"], o["decided_at"] or "not yet", o["outcome"] or "")
+                 for o in m["objections"]]))
         parts.append("</section>")
     return _page("Subject access report", "".join(parts))
 

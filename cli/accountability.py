@@ -133,6 +133,10 @@ def _print_subject(data: dict[str, Any]) -> None:
               [(a, d["action"], d["revision"], d["status"], d["receipt"] or "none yet",
                 d["receipt_at"] or "", _flag_text(d.get("flag")))
                for a, ds in sorted(m["agencies"].items()) for d in ds])
+        if m.get("objections"):
+            table("objections", ("received", "decided", "outcome"),
+                  [(o["received_at"], o["decided_at"] or "not yet", o["outcome"] or "")
+                   for o in m["objections"]])
 
 
 def _flag_text(flag: dict[str, Any] | None) -> str:
