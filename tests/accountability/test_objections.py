@@ -101,7 +101,7 @@ def test_stats_count_objections_days_and_overdue(synced: Installation) -> None:
     assert strict["objections"]["decided_late"] == 2
 
 
-def test_list_open_exits_4_while_one_is_overdue(synced: Installation,
+def test_list_open_exits_4_while_one_is_overdue(synced: Installation, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     home = ["--home", str(synced.home.root)]
     recent = (utcnow() - 3 * DAY).isoformat()
@@ -128,6 +128,15 @@ def test_list_open_exits_4_while_one_is_overdue(synced: Installation,
     assert main([*home, "stats", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)["objections"]
     assert figures["open"] == 1 and figures["decided_by_outcome"]["upheld"] == 1
+    assert main([*home, "objection", "add", "court-7/case-2", "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added == {**added, "id": 3, "entry_id": "court-7/case-2", "outcome": None}
+    assert main([*home, "stats"]) == 0
+    assert "objections decided by outcome" in capsys.readouterr().out
+    page = tmp_path / "stats.html"
+    assert main([*home, "stats", "--html", str(page), "--review-days", "30"]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert "<h2>Objections</h2>" in html and "review within 30 days" in html
 
 
 def test_the_subject_report_shows_objections_to_that_persons_entries_only(
