@@ -124,6 +124,11 @@ def subject_page(report: Mapping[str, Any]) -> str:
             ("agency", "action", "revision", "delivery", "data sent", "receipt",
              "receipt time", "not acted on because"), rows)
             if rows else "<p>No agency was told.</p>")
+        if m.get("objections"):
+            parts.append("<h3>Your objections</h3>" + _table(
+                ("received", "decided", "outcome"),
+                [(o["received_at"], o["decided_at"] or "not yet", o["outcome"] or "")
+                 for o in m["objections"]]))
         parts.append("</section>")
     return _page("Subject access report", "".join(parts))
 
@@ -185,5 +190,18 @@ def stats_page(stats: Mapping[str, Any]) -> str:
         "its reason.</p>",
         bar_chart("by reason code", stats["flags"]["by_code"]),
         bar_chart("by agency", stats["flags"]["by_agency"]),
+        *_objections(stats["objections"]),
     ]
     return _page("interdict statistics", "".join(parts))
+
+
+def _objections(found: Mapping[str, Any]) -> list[str]:
+    return [
+        "<h2>Objections</h2><p>Objections to entries, as recorded in the objection register "
+        f"(review within {found['review_days']} days).</p>",
+        bar_chart("received per month", found["received_by_month"]),
+        bar_chart("decided by outcome", found["decided_by_outcome"]),
+        _table(("median days to decision", "max days", "decided late", "open", "overdue"),
+               [(found["median_days"], found["max_days"], found["decided_late"],
+                 found["open"], found["overdue"])]),
+    ]

@@ -3,8 +3,10 @@
 Nothing here reads a subject: measures are counted from the entries' measure types, issuers
 and the directives' agencies; refusals from the quarantine's reason codes; lift latency from
 accountability.lifts; agency flags by reason code and by agency from the flagged
-directives' receipts (accountability.flags). Counts are broken down by one dimension at a
-time (type, issuer, agency, month, reason code), never crossed. Small counts are not
+directives' receipts (accountability.flags); objections from the objection register
+(accountability.objections: received per month, decided by outcome, days to decision).
+Counts are broken down by one dimension at a time (type, issuer, agency, month, reason
+code), never crossed. Small counts are not
 suppressed: an operator who publishes figures for a small list should know a count of 1 can
 point at someone.
 """
@@ -18,14 +20,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from interdict.accountability import flags, lifts
+from interdict.accountability import flags, lifts, objections
 from interdict.accountability.timing import iso
 from interdict.directives.outbox import payload
 from interdict.storage.models import Directive, EntryRevision, EntryState, QuarantinedEntry
 
 
 def collect(session: Session, now: datetime,
-            deadline: timedelta = lifts.DEFAULT_DEADLINE) -> dict[str, Any]:
+            deadline: timedelta = lifts.DEFAULT_DEADLINE,
+            objection_deadline: objections.Deadline | None = None) -> dict[str, Any]:
     """Every published figure, computed in one read-only pass."""
     slo = lifts.measure(lifts.load(session), now, deadline)
     late_agencies = Counter(lift.agency for lift in slo.late)
@@ -38,6 +41,8 @@ def collect(session: Session, now: datetime,
         "late_lifts": {"deadline_s": deadline.total_seconds(),
                        "by_agency": dict(sorted(late_agencies.items()))},
         "flags": flags.counts(session),
+        "objections": objections.counts(session, now,
+                                        objection_deadline or objections.Deadline()),
     }
 
 

@@ -6,7 +6,8 @@ such entry the report gives what the person is entitled to know: the issuer, leg
 reason, dates, the appeal route, the data held about them, and per agency which directives
 went out, which subject fields each carried, the delivery status and the agency's receipt
 (with its flag, when the agency flagged the directive: it will not act on it, and why), and
-when the measure was lifted there. Other people's entries are never read into it.
+when the measure was lifted there, and the objections recorded against it (dates and
+outcome, accountability/objections.py). Other people's entries are never read into it.
 
 Reading it is itself an audit event (``subject.report_read``) naming the actor and the
 purpose, with the identifier only as a keyed pseudonym (accountability/pseudonyms.py).
@@ -22,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from interdict.accountability import objections
 from interdict.accountability.pseudonyms import pseudonym
 from interdict.accountability.timing import iso
 from interdict.auditlog import log
@@ -148,6 +150,9 @@ def _measure(session: Session, key: tuple[str, str],
         "revisions": [{"revision": r.revision, "op": r.op, "accepted_at": iso(r.accepted_at)}
                       for r, _ in revisions],
         "agencies": _agencies(session, issuer, entry_id),
+        "objections": [{"received_at": iso(o.received_at), "decided_at": iso(o.decided_at),
+                        "outcome": o.outcome}
+                       for o in objections.listed(session, entry=key)],
         "last_revision": last_row.revision,
     }
 

@@ -16,6 +16,7 @@ from interdict.cli import (  # noqa: F401  (each module registers its commands)
     importing,
     issuing,
     main_job,
+    objections,
     onboarding,
     quarantine,
 )

@@ -9,10 +9,21 @@ from typing import Annotated, Any
 
 import typer
 
-from interdict.accountability import flags, lifts, pages, policy, reroute, review, stats, subject
+from interdict.accountability import (
+    flags,
+    lifts,
+    objections,
+    pages,
+    policy,
+    reroute,
+    review,
+    stats,
+    subject,
+)
 from interdict.accountability.timing import parse_duration
 from interdict.cli.app import JsonFlag, app, options
 from interdict.cli.issuing import issuer_app
+from interdict.cli.objections import ReviewDays
 from interdict.cli.output import emit_json, err, out, table
 from interdict.errors import UsageError
 from interdict.installation import Installation
@@ -122,6 +133,10 @@ def _print_subject(data: dict[str, Any]) -> None:
               [(a, d["action"], d["revision"], d["status"], d["receipt"] or "none yet",
                 d["receipt_at"] or "", _flag_text(d.get("flag")))
                for a, ds in sorted(m["agencies"].items()) for d in ds])
+        if m.get("objections"):
+            table("objections", ("received", "decided", "outcome"),
+                  [(o["received_at"], o["decided_at"] or "not yet", o["outcome"] or "")
+                   for o in m["objections"]])
 
 
 def _flag_text(flag: dict[str, Any] | None) -> str:
@@ -132,15 +147,17 @@ def _flag_text(flag: dict[str, Any] | None) -> str:
 
 @app.command("stats")
 def stats_command(ctx: typer.Context, deadline: Deadline = "1h", json: JsonFlag = False,
-                  html: HtmlFile = None) -> None:
+                  html: HtmlFile = None,
+                  review_days: ReviewDays = objections.DEFAULT_REVIEW_DAYS) -> None:
     """Public statistics, no personal data: measures in force by type, issuer and agency;
-    impositions and lifts per month; refusals by reason; lift latency and late agencies."""
+    impositions and lifts per month; refusals by reason; lift latency and late agencies;
+    objections received, decided by outcome, days to decision, open and overdue."""
     if json and html:
         raise UsageError("choose --json or --html, not both", code="usage")
     limit = parse_duration(deadline)
     installation = Installation.open(options(ctx).home)
     with transaction(installation.db) as session:
-        data = stats.collect(session, utcnow(), limit)
+        data = stats.collect(session, utcnow(), limit, objections.Deadline(review_days))
     if json:
         emit_json(data)
     elif html:
@@ -166,6 +183,15 @@ def _print_stats(data: dict[str, Any]) -> None:
     table("agency flags by reason", ("code", "count"), sorted(data["flags"]["by_code"].items()))
     table("agency flags by agency", ("agency", "count"),
           sorted(data["flags"]["by_agency"].items()))
+    found = data["objections"]
+    table("objections received per month", ("month", "count"),
+          sorted(found["received_by_month"].items()))
+    table("objections decided by outcome", ("outcome", "count"),
+          list(found["decided_by_outcome"].items()))
+    table(f"objection review (within {found['review_days']} days)",
+          ("median days", "max days", "decided late", "open", "overdue"),
+          [(found["median_days"], found["max_days"], found["decided_late"], found["open"],
+            found["overdue"])])
 
 
 policy_app = typer.Typer(help="The measure policy: who enforces each measure, on what legal "

@@ -240,3 +240,17 @@ class Escalation(SQLModel, table=True):
     kind: str = Field(primary_key=True, max_length=40)
     ref: str = Field(primary_key=True, max_length=300)
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+class Objection(SQLModel, table=True):
+    """An objection a person lodged with the issuer against an entry, as an operator or the
+    issuer recorded it (accountability/objections.py). Dates and the outcome only: the person
+    objects through the entry's ``redress`` route, so nothing about them is kept here."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(max_length=64, index=True)
+    entry_id: str = Field(max_length=200, index=True)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # upheld | partly_upheld | rejected | withdrawn; None while undecided
+    outcome: str | None = Field(default=None, max_length=16)
+    recorded_by: str = Field(max_length=200)
