@@ -38,8 +38,9 @@ from interdict.auditlog import log
 from interdict.directives import outbox
 from interdict.directives.document import Cause, iso, reroute_key
 from interdict.directives.routing import AgencyRoute, Route, minimise
+from interdict.entries import store
 from interdict.keys import jws
-from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
+from interdict.storage.models import Agency, Directive
 
 REROUTED = "policy.rerouted"
 BATCH = 500
@@ -80,7 +81,7 @@ def apply(session: Session, signer: jws.Signer, document: dict[str, Any], now: d
     agencies = outbox.agency_routes(session)
     key = reroute_key(applied.policy.digest, applied.seq)
     after = ("", "")
-    while batch := _in_force(session, after, now):
+    while batch := store.in_force_page(session, after, BATCH, now, routed_only=True):
         result.entries += len(batch)
         _reroute(session, signer, agencies, batch, key, now, result)
         after = (batch[-1].issuer, batch[-1].entry_id)
@@ -90,21 +91,6 @@ def apply(session: Session, signer: jws.Signer, document: dict[str, Any], now: d
                                    amend=counts["amend"], lift=counts["lift"])
                          for agency, counts in sorted(result.queued.items())])
     return result
-
-
-def _in_force(session: Session, after: tuple[str, str], now: datetime) -> list[Any]:
-    """Entries in force whose latest revision was routed, in key order after ``after``."""
-    return list(session.execute(
-        sa.select(EntryState.issuer, EntryState.entry_id, EntryRevision.revision,
-                  EntryRevision.digest, EntryRevision.jws)
-        .join(EntryRevision, sa.and_(EntryRevision.issuer == EntryState.issuer,
-                                     EntryRevision.entry_id == EntryState.entry_id,
-                                     EntryRevision.revision == EntryState.revision))
-        .where(EntryState.status == "active", EntryRevision.routed == sa.true(),
-               sa.or_(EntryState.expires_at.is_(None),  # type: ignore[union-attr]
-                      EntryState.expires_at > now),  # type: ignore[operator]
-               sa.tuple_(EntryState.issuer, EntryState.entry_id) > sa.tuple_(*after))
-        .order_by(EntryState.issuer, EntryState.entry_id).limit(BATCH)))
 
 
 def _held(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str],

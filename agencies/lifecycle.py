@@ -37,11 +37,12 @@ from interdict.auditlog import log
 from interdict.directives import outbox
 from interdict.directives.document import Cause, directive_id
 from interdict.directives.routing import NOT_SENT, AgencyRoute, Route, outbox_status
+from interdict.entries import store
 from interdict.errors import DeliveryError, InterdictError, UsageError
 from interdict.installation import Installation
 from interdict.keys import jws, truststore
 from interdict.storage import transaction, utcnow
-from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
+from interdict.storage.models import Agency, Directive
 
 LIVE, SHADOW, DISABLED, OFFBOARDED = "live", "shadow", "disabled", "offboarded"
 PENDING_CHOICES = ("deliver", "cancel")
@@ -162,7 +163,7 @@ def release(installation: Installation, agency_id: str, *, backfill: bool,
             route = restrict(policy_in_force(session), [
                 AgencyRoute.from_manifest(agency.manifest, agency.status)])[0]
             now = utcnow()
-            batch = _in_force(session, after, batch_size, now)
+            batch = store.in_force_page(session, after, batch_size, now)
             if not batch:
                 break
             _release_batch(session, installation.engine_signer, route, batch, backfill, now,
@@ -176,21 +177,6 @@ def release(installation: Installation, agency_id: str, *, backfill: bool,
                                        agency=agency_id, backfill=backfill,
                                        **result.to_json())])
     return result
-
-
-def _in_force(session: Session, after: tuple[str, str], limit: int, now: datetime) -> list[Any]:
-    """Active, unexpired entries with their current revision, in key order after ``after``."""
-    return list(session.execute(
-        sa.select(EntryState.issuer, EntryState.entry_id, EntryRevision.revision,
-                  EntryRevision.digest, EntryRevision.jws)
-        .join(EntryRevision, sa.and_(EntryRevision.issuer == EntryState.issuer,
-                                     EntryRevision.entry_id == EntryState.entry_id,
-                                     EntryRevision.revision == EntryState.revision))
-        .where(EntryState.status == "active",
-               sa.or_(EntryState.expires_at.is_(None),  # type: ignore[union-attr]
-                      EntryState.expires_at > now),  # type: ignore[operator]
-               sa.tuple_(EntryState.issuer, EntryState.entry_id) > sa.tuple_(*after))
-        .order_by(EntryState.issuer, EntryState.entry_id).limit(limit)))
 
 
 def _latest(session: Session, agency_id: str,

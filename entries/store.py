@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -62,6 +63,26 @@ def _states(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str
                            .where(EntryState.entry_id.in_(entry_ids)))  # type: ignore[attr-defined]
     return {(r.issuer, r.entry_id): EntryStatus(r.revision, r.status) for r in rows
             if (r.issuer, r.entry_id) in wanted}
+
+
+def in_force_page(session: Session, after: tuple[str, str], limit: int, now: datetime, *,
+                  routed_only: bool = False) -> list[sa.Row[Any]]:
+    """One page of entries in force (active, unexpired) with their current revision's
+    ``revision``, ``digest`` and ``jws``, in key order after ``after``; ``routed_only`` skips
+    an entry whose current revision routing has not reached yet."""
+    query = (sa.select(EntryState.issuer, EntryState.entry_id, EntryRevision.revision,
+                       EntryRevision.digest, EntryRevision.jws)
+             .join(EntryRevision, sa.and_(EntryRevision.issuer == EntryState.issuer,
+                                          EntryRevision.entry_id == EntryState.entry_id,
+                                          EntryRevision.revision == EntryState.revision))
+             .where(EntryState.status == "active",
+                    sa.or_(EntryState.expires_at.is_(None),  # type: ignore[union-attr]
+                           EntryState.expires_at > now),  # type: ignore[operator]
+                    sa.tuple_(EntryState.issuer, EntryState.entry_id) > sa.tuple_(*after))
+             .order_by(EntryState.issuer, EntryState.entry_id).limit(limit))
+    if routed_only:
+        query = query.where(EntryRevision.routed == sa.true())
+    return list(session.execute(query))
 
 
 def extension_facts(session: Session, keys: Iterable[tuple[str, str]]
