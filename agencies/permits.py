@@ -52,15 +52,29 @@ class PermitRegistry(SimulatedAgency):
         kinds = {m["type"].removeprefix("permit.") for m in document["measures"]
                  if m["type"].startswith("permit.")}
         subject = document.get("subject", {})
-        for row in conn.execute(sa.select(permit).where(permit.c.status == "valid")).mappings():
+        valid = self._valid_permits(conn)
+        for row in list(valid):
             if row["kind"] in kinds and subject_matches(subject, row["holder_identifier"],
                                                          row["holder_name"]):
                 conn.execute(permit.update().where(permit.c.permit_id == row["permit_id"])
                              .values(status="suspended", suspended_by=entry_key))
+                valid.remove(row)
 
     def _on_lift(self, conn: Connection, entry_key: str) -> None:
         conn.execute(permit.update().where(permit.c.suspended_by == entry_key)
                      .values(status="valid", suspended_by=None))
+        self._valid = None  # reinstated permits are valid again: read them afresh
+
+    _valid: tuple[Connection, list[Any]] | None = None
+
+    def _valid_permits(self, conn: Connection) -> list[Any]:
+        """The valid permits, read once per delivered batch (one transaction, one
+        connection) rather than once per directive, and kept up to date as the batch
+        suspends them."""
+        if self._valid is None or self._valid[0] is not conn:
+            rows = conn.execute(sa.select(permit).where(permit.c.status == "valid")).mappings()
+            self._valid = (conn, list(rows))
+        return self._valid[1]
 
 
 def _holder_matches(row: Any, identifier: str | None, name: str | None) -> bool:

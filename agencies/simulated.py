@@ -116,19 +116,21 @@ class SimulatedAgency(Adapter):
     # -- the protocol ----------------------------------------------------------------------
 
     def _deliver(self, directives: Sequence[str]) -> Sequence[str]:
+        # Signatures are checked before the store's write transaction and receipts signed
+        # after it commits: the transaction holds only the database work, so callers in
+        # other processes (several dispatch workers) wait for each other as little as they
+        # can, and no receipt says "applied" before the change is durable.
+        checked = [self._checked(token) for token in directives]
         # One transaction per batch: what the batch touches is read in two queries up front
         # and written with one statement per table at the end, as a real agency system
         # applying thousands of directives would.
-        receipts = []
         with self.db.begin() as conn:
             batch = _Batch.open(conn, directives)
-            for token in directives:
-                answer = self._apply_one(batch, token)
-                receipts.append(self._receipt(answer.directive_id, answer.status, answer.detail,
-                                              action=answer.action, flag=answer.flag,
-                                              erased=answer.erased))
+            answers = [self._apply_one(batch, token, document)
+                       for token, document in zip(directives, checked, strict=True)]
             batch.flush()
-        return receipts
+        return [self._receipt(a.directive_id, a.status, a.detail, action=a.action, flag=a.flag,
+                              erased=a.erased) for a in answers]
 
     def _holdings(self) -> Sequence[str]:
         with self.db.connect() as conn:
@@ -137,11 +139,17 @@ class SimulatedAgency(Adapter):
 
     # -- applying --------------------------------------------------------------------------
 
-    def _apply_one(self, batch: _Batch, token: str) -> Answer:
+    def _checked(self, token: str) -> dict[str, Any] | VerificationError | DocumentError:
+        """The verified directive, or why it was refused (answered as ``rejected``)."""
         try:
-            document = self._verified(token)
+            return self._verified(token)
         except (VerificationError, DocumentError) as exc:
-            return Answer(_claimed_id(token), "rejected", f"{exc.code}: {exc.message}")
+            return exc
+
+    def _apply_one(self, batch: _Batch, token: str,
+                   document: dict[str, Any] | VerificationError | DocumentError) -> Answer:
+        if isinstance(document, VerificationError | DocumentError):
+            return Answer(_claimed_id(token), "rejected", f"{document.code}: {document.message}")
         directive_id, action = document["directive_id"], document["action"]
         # Judged on the document alone, so a repeat of a flagged directive is flagged again.
         flag = self._flag(document) if action != "lift" else None

@@ -201,6 +201,33 @@ def strict_json(data: bytes) -> Any:
         VerificationError: ``payload.json``, ``payload.duplicate_key``, ``payload.non_finite``
         or ``payload.too_deep``.
     """
+    value = _canonical_or_none(data)
+    if value is None:
+        value = _strict_reference(data)
+    # Containers can only nest as deep as there are brackets: most documents have fewer than
+    # the limit, and counting bytes in C spares them the walk.
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise _fail("payload.too_deep", f"nesting deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _canonical_or_none(data: bytes) -> dict[str, Any] | list[Any] | None:
+    """The fast path, for documents in interdict's canonical form (what its own signers and
+    agencies' reference code emit): orjson parses them, and a document that serializes back
+    to exactly the same bytes cannot have had a duplicate key (the copy would be shorter),
+    NaN, bad UTF-8 or an escape. Anything else is None, and goes to the reference parser,
+    which names the defect. tests/keys/test_strict_json.py keeps the two in agreement."""
+    try:
+        value = orjson.loads(data)
+        if isinstance(value, dict | list) and canonical_json(value) == data:
+            return value
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass
+    return None
+
+
+def _strict_reference(data: bytes) -> Any:
+    """The reference parser: Python's json with every refusal named."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -211,10 +238,6 @@ def strict_json(data: bytes) -> Any:
         raise _fail("payload.too_deep", f"nesting deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise _fail("payload.json", f"not JSON: {exc}") from None
-    # Containers can only nest as deep as there are brackets: most documents have fewer than
-    # the limit, and counting bytes in C spares them the walk.
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
-        raise _fail("payload.too_deep", f"nesting deeper than {MAX_DEPTH} levels")
     return value
 
 

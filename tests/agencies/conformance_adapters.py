@@ -40,11 +40,10 @@ class NotIdempotent(SimulatedAgency):
 
     name = "not-idempotent"
 
-    def _apply_one(self, batch: Any, token: str) -> Answer:
-        try:
-            document = self._verified(token)
-        except (VerificationError, DocumentError) as exc:
-            return Answer(_claimed_id(token), "rejected", f"{exc.code}: {exc.message}")
+    def _apply_one(self, batch: Any, token: str,
+                   document: dict[str, Any] | VerificationError | DocumentError) -> Answer:
+        if isinstance(document, VerificationError | DocumentError):
+            return Answer(_claimed_id(token), "rejected", f"{document.code}: {document.message}")
         return Answer(document["directive_id"], "applied", self._apply(batch, document),
                       document["action"])
 
