@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from interdict.accountability import policy
@@ -236,21 +235,59 @@ def release_dead_workers(session: Session, agency: str, now: datetime) -> list[d
     return events
 
 
-def _earlier_pending() -> sa.ColumnElement[bool]:
-    """Whether an earlier directive for the same entry and agency is still pending.
+def _unblocked(session: Session, agency: str, limit: int,
+               due_at: datetime) -> list[sa.Row[Any]]:
+    """Up to ``limit`` pending rows that are due, not leased, and first of their entry, in
+    outbox order, locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 
-    Asked as "this row is not the first pending one of its entry" so that it is one lookup in
-    ix_directive_pending_entry (four equalities, which SQLite's planner prefers whether the
-    values are bound or literal). For the NOT EXISTS (earlier pending, lower id) form the
-    planner sometimes chose to walk the agency's pending rows for each candidate instead,
-    which makes a claim quadratic in the backlog (docs/performance.md).
+    Two plain queries per page rather than one with a correlated "is it the first pending of
+    its entry?" subquery: both databases' planners misjudged that one as the outbox grew.
+    SQLite walked the agency's pending rows for each candidate; PostgreSQL, without
+    statistics, did the same through the outbox index, and with them sorted every pending
+    row of the agency, payloads included, to find the first 500 (docs/performance.md). A
+    page here is a range scan of ix_directive_outbox in id order; the check is one grouped
+    lookup in ix_directive_pending_entry for the page's entries.
     """
-    earlier = aliased(Directive)
-    first = (sa.select(sa.func.min(earlier.id)).where(
-        earlier.agency == Directive.agency, earlier.issuer == Directive.issuer,
-        earlier.entry_id == Directive.entry_id, earlier.status == "pending")
-        .scalar_subquery())
-    return Directive.id != first  # type: ignore[no-any-return]
+    chosen: list[sa.Row[Any]] = []
+    after = 0
+    while len(chosen) < limit:
+        page = session.execute(
+            sa.select(Directive.id, Directive.directive_id, Directive.jws, Directive.attempts,
+                      Directive.issuer, Directive.entry_id)
+            .where(Directive.agency == agency, Directive.status == "pending",
+                   Directive.id > after,  # type: ignore[operator]
+                   sa.or_(Directive.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                          Directive.next_attempt_at <= due_at),  # type: ignore[operator]
+                   sa.or_(Directive.claimed_until.is_(None),  # type: ignore[union-attr]
+                          Directive.claimed_until <= due_at))  # type: ignore[operator]
+            .order_by(Directive.id).limit(limit)  # type: ignore[arg-type]
+            .with_for_update(skip_locked=True)).all()
+        first = _first_pending(session, agency, {(r.issuer, r.entry_id) for r in page})
+        chosen += [r for r in page if first.get((r.issuer, r.entry_id)) == r.id]
+        if len(page) < limit:
+            break
+        after = page[-1].id
+    return chosen[:limit]
+
+
+def _first_pending(session: Session, agency: str,
+                   entries: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The id of the first pending directive of each entry for the agency: any other
+    pending one waits for it (a lift must never overtake the imposition it ends)."""
+    if not entries:
+        return {}
+    # Two plain IN lists, not a tuple IN: SQLite searches the index by every column of the
+    # first kind and only by agency for the second. Pairs the cross product adds (one entry
+    # id under two issuers) are dropped below.
+    rows = session.execute(
+        sa.select(Directive.issuer, Directive.entry_id, sa.func.min(Directive.id))
+        .where(Directive.agency == agency,
+               Directive.issuer.in_(sorted({i for i, _ in entries})),  # type: ignore[attr-defined]
+               Directive.entry_id.in_(sorted({e for _, e in entries})),  # type: ignore[attr-defined]
+               Directive.status == "pending")
+        .group_by(Directive.issuer, Directive.entry_id))
+    return {(issuer, entry_id): first for issuer, entry_id, first in rows
+            if (issuer, entry_id) in entries}
 
 
 def claim(session: Session, agency: str, worker: str, limit: int, due_at: datetime,
@@ -263,17 +300,7 @@ def claim(session: Session, agency: str, worker: str, limit: int, due_at: dateti
     claimed row counts an attempt and gets a ``delivery.attempted`` event in the same
     transaction, so a crash after this point still shows in the log and in the count.
     """
-    blocked = _earlier_pending()
-    rows = session.execute(
-        sa.select(Directive.id, Directive.directive_id, Directive.jws, Directive.attempts)
-        .where(Directive.agency == agency, Directive.status == "pending",
-               sa.or_(Directive.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                      Directive.next_attempt_at <= due_at),  # type: ignore[operator]
-               sa.or_(Directive.claimed_until.is_(None),  # type: ignore[union-attr]
-                      Directive.claimed_until <= due_at),  # type: ignore[operator]
-               ~blocked)
-        .order_by(Directive.id).limit(limit)  # type: ignore[arg-type]
-        .with_for_update(skip_locked=True)).all()
+    rows = _unblocked(session, agency, limit, due_at)
     claimed, events = Claimed(), []
     unconfirmed = [r for r in rows if r.attempts >= max_attempts]
     for r in unconfirmed:  # its last attempt crashed before any outcome was recorded

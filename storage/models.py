@@ -104,14 +104,11 @@ class Cursor(SQLModel, table=True):
 class Directive(SQLModel, table=True):
     """The outbox: one signed directive for one agency, delivered until a receipt proves it."""
 
-    # Delivery's claim asks "is an earlier directive for this entry and agency pending?" for
-    # every candidate row: without this index SQLite answers by scanning the pending rows.
-    # The claim reads an agency's pending rows in outbox order: (agency, status, id) lets it
-    # start at the first pending row instead of walking past every delivered one, and answers
-    # the "earlier pending for this entry?" check from the same index (quadratic without it
-    # once an issuer has many directives). The check itself is answered from
-    # ix_directive_pending_entry: with (agency, status, id) alone SQLite's planner may walk
-    # every pending row of the agency for each candidate, quadratic again.
+    # Delivery's claim (directives/outbox.py) reads an agency's pending rows in outbox
+    # order from ix_directive_outbox, starting at the first pending row instead of walking
+    # past every delivered one, and asks for the page's entries which pending row is first
+    # of its entry, answered from ix_directive_pending_entry. Without either, a claim scans
+    # the agency's rows and delivery becomes quadratic in the backlog.
     __table_args__ = (sa.Index("ix_directive_entry_agency", "entry_id", "agency"),
                       sa.Index("ix_directive_outbox", "agency", "status", "id"),
                       sa.Index("ix_directive_pending_entry", "agency", "issuer", "entry_id",

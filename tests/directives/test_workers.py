@@ -86,6 +86,35 @@ def test_a_leased_directive_waits_for_its_lease_or_its_dead_worker(
         gone: 1, elsewhere: 1, "third": 2, "fourth": 1}
 
 
+def test_a_claim_looks_past_pages_of_blocked_lifts(
+        installation: Installation, make_entry: Make) -> None:
+    """Lifts wait for their leased impositions; the claim walks page after page of them
+    (a page is as long as the claim) to the directives that may go."""
+    route(installation, make_entry, 5)
+    held = claim(installation, "a", 5, lease_s=600)  # the five impositions, leased
+    revokes = [make_entry(entry_id=f"court-7/bulk-{i}", op="revoke", revision=2, subject=None,
+                          measures=None, expires_at=None, redress=None, listed_at=None,
+                          reason="judgment performed") for i in range(5)]
+    installation.public.publish(issuers.sign(installation, "court-7", revokes))
+    home = str(installation.home.root)
+    while ingest_once(home, 100).read:
+        pass
+    while plan_once(home, 100).causes:
+        pass
+    fresh = [make_entry(entry_id=f"court-7/fresh-{i}", measures=THREE) for i in range(2)]
+    installation.public.publish(issuers.sign(installation, "court-7", fresh))
+    while ingest_once(home, 100).read:
+        pass
+    while plan_once(home, 100).causes:
+        pass
+    with transaction(installation.db) as session:
+        travel = dict(session.execute(sa.select(Directive.directive_id, Directive.action)
+                                      .where(Directive.agency == "travel")).all())
+    got = claim(installation, "b", 2)
+    assert [travel[d] for d in got] == ["impose", "impose"] and not set(got) & set(held)
+    assert claim(installation, "c", 2) == []  # only the blocked lifts are left
+
+
 @ONLY_POSTGRES  # SKIP LOCKED is PostgreSQL's; SQLite serialises writers
 def test_skip_locked_gives_concurrent_workers_different_rows(
         installation: Installation, make_entry: Make) -> None:
