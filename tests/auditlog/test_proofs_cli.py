@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session, col
 
 from interdict.auditlog import log, merkle, proofs, sign_checkpoint
 from interdict.auditlog.note import Checkpoint, NoteSigner, NoteVerifier, open_note
@@ -64,6 +65,31 @@ def test_roots_and_proofs_from_tiles_equal_those_from_every_leaf(
             for old in {1, size // 3 or 1, size}:
                 assert merkle.consistency_proof(view, old, size) == \
                     merkle.consistency_proof(every, old, size)
+
+
+def test_tiles_are_extended_a_bounded_batch_of_leaves_at_a_time(
+        installation: Installation, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkpoint after a large sync extends over every event the sync appended: it must
+    # read them a batch at a time, not all at once, and the batches must join up exactly.
+    grow(installation, 7 * proofs.TILE_SIZE + 5, checkpoint=False)
+    every = leaves(installation)
+    monkeypatch.setattr(proofs, "_TILES_PER_BATCH", 2)
+    reads: list[int] = []
+    real = proofs._leaves
+
+    def counted(session: Session, lo: int, hi: int) -> list[bytes]:
+        reads.append(hi - lo)
+        return real(session, lo, hi)
+
+    monkeypatch.setattr(proofs, "_leaves", counted)
+    with transaction(installation.db) as session:
+        assert proofs.extend_tiles(session) == 7
+        stored = session.execute(sa.select(col(AuditTile.hash))
+                                 .order_by(col(AuditTile.idx))).scalars()
+        assert [bytes(h) for h in stored] == [
+            merkle.root_of(every[i * proofs.TILE_SIZE:(i + 1) * proofs.TILE_SIZE])
+            for i in range(7)]
+    assert reads == [512, 512, 512, 256]
 
 
 def test_a_tile_that_disagrees_with_the_leaves_is_caught(installation: Installation) -> None:
