@@ -123,9 +123,12 @@ def register(installation: Installation, manifest: dict[str, Any], *,
     return agency
 
 
-def register_builtin(installation: Installation, name: str) -> Agency:
-    """Provision a built-in simulated agency (its own store and receipt key) and register it."""
+def register_builtin(installation: Installation, name: str,
+                     settings: dict[str, Any] | None = None) -> Agency:
+    """Provision a built-in simulated agency (its own store and receipt key) and register it,
+    with ``settings`` over those of its manifest."""
     manifest = builtin_manifest(name)
+    manifest["settings"] = {**manifest.get("settings", {}), **(settings or {})}
     if not issubclass(adapter_class(manifest["adapter"]), SimulatedAgency):
         raise UsageError(f"{name!r} is not a built-in simulated agency")
     _provision(installation, manifest)

@@ -25,6 +25,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from interdict.agencies import process
 from interdict.agencies.base import Adapter, AdapterContext
 from interdict.agencies.inbound import Flag, receipt_document, verify_directive
 from interdict.errors import DocumentError, VerificationError
@@ -116,6 +117,25 @@ class SimulatedAgency(Adapter):
     # -- the protocol ----------------------------------------------------------------------
 
     def _deliver(self, directives: Sequence[str]) -> Sequence[str]:
+        if self.context.manifest.get("settings", {}).get(process.SETTING) == process.OWN:
+            try:
+                return self._process.deliver(directives)
+            except RuntimeError:
+                self.close()  # the next batch starts a new process
+                raise
+        return self.deliver_here(directives)
+
+    @cached_property
+    def _process(self) -> process.AgencyProcess:
+        return process.AgencyProcess(type(self), self.context)
+
+    def close(self) -> None:
+        if "_process" in self.__dict__:
+            self._process.close()
+            del self.__dict__["_process"]
+
+    def deliver_here(self, directives: Sequence[str]) -> Sequence[str]:
+        """Apply a batch in this process and answer with its receipts."""
         # Signatures are checked before the store's write transaction and receipts signed
         # after it commits: the transaction holds only the database work, so callers in
         # other processes (several dispatch workers) wait for each other as little as they

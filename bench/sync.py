@@ -78,6 +78,11 @@ def floor(entries: int) -> dict[str, Any] | None:
     return result
 
 
+#: where the simulated agencies do their work (agencies/process.py): "own" processes, as real
+#: agency systems would, or "engine", inside the engine's process
+AGENCIES = {"where": "own"}
+
+
 def prepare(root: Path, entries: int, database_url: str | None) -> Any:
     """A home with issuer court-7 and the built-in agencies, and N published entries."""
     from interdict import issuers
@@ -91,7 +96,7 @@ def prepare(root: Path, entries: int, database_url: str | None) -> Any:
     issuers.add(installation, "court-7", name="Court 7",
                 measures=[m["type"] for m in MEASURES])
     for name in onboarding.BUILTINS:
-        onboarding.register_builtin(installation, name)
+        onboarding.register_builtin(installation, name, {"process": AGENCIES["where"]})
     signer = installation.issuer_signer("court-7")
     from interdict.keys import jws
 
@@ -235,6 +240,7 @@ def memory(sizes: list[int], batch: int, every: float) -> dict[str, Any]:
         progress.say(f"memory: a child process syncs {size} entries")
         done = subprocess.run([sys.executable, "-m", "interdict.bench", "--entries", str(size),
                                "--batch", str(batch), "--no-floor", "--no-plain", "--quiet",
+                               "--agencies", AGENCIES["where"],
                                "--progress-every", str(every)],
                               check=True, stdout=subprocess.PIPE, text=True)
         peaks[size] = json.loads(done.stdout)["sync"]["peak_rss_mb"]
@@ -259,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", metavar="N1,N2",
                         help="with --postgres: dispatch with N1, then N2 worker processes, "
                              "e.g. 1,2, and report the speed-up against the first")
+    parser.add_argument("--agencies", choices=("own", "engine"), default="own",
+                        help="where the three simulated agencies verify directives and sign "
+                             "receipts: in processes of their own (default, as real agencies "
+                             "would) or inside the engine's process")
     parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
                         help="print the database's counts this often while syncing (0: never)")
     parser.add_argument("--quiet", action="store_true", help="no table (the JSON is on stdout)")
@@ -269,12 +279,13 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_defaults()
     os.environ.setdefault("INTERDICT_KEY_KDF_ROUNDS", "1")
+    AGENCIES["where"] = args.agencies
     progress.report_phases()
     # The load average says how much the run shared the machine: compare only ratios taken
     # in one run, and say the load when recording figures.
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                                        "load_avg_at_start": round(os.getloadavg()[0], 2)},
-                           "date": time.strftime("%Y-%m-%d %H:%M")}
+                           "date": time.strftime("%Y-%m-%d %H:%M"), "agencies": args.agencies}
     if not args.no_floor:
         out["floor"] = floor(args.floor_entries)
     try:

@@ -12,6 +12,10 @@ On the hot path (``check`` and ``is_valid``) a compiled validator of the same sc
 (jsonschema-rs, ~8 µs per entry against ~1–4 ms) answers first; only a document it finds
 invalid is handed to jsonschema for the explanation. tests/schemas/test_differential.py keeps the
 two in agreement.
+
+jsonschema itself is imported only when a validator of it is first needed: with its format
+extras its import takes over a second here, which every short-lived process (a CLI command,
+an agency's child process) would pay for documents that are valid.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
 
 from interdict.errors import DocumentError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+    from referencing import Registry
 
 BASE = "https://interdict.example/schemas/"
 KINDS = ("entry", "directive", "receipt", "audit-event", "agency-manifest", "policy",
@@ -54,15 +60,23 @@ class SchemaProblem:
 
 
 @cache
-def _registry() -> tuple[Registry, dict[str, dict[str, Any]]]:
+def _schemas() -> dict[str, dict[str, Any]]:
+    """Every schema file, by ``$id``."""
     by_id: dict[str, dict[str, Any]] = {}
     for item in resources.files(__name__).iterdir():
         if item.name.endswith(".json") and ".v" in item.name:
             schema = json.loads(item.read_text(encoding="utf-8"))
             by_id[schema["$id"]] = schema
-    registry: Registry = Registry().with_resources(
-        (uri, Resource.from_contents(schema)) for uri, schema in by_id.items())
-    return registry, by_id
+    return by_id
+
+
+@cache
+def _registry() -> Registry:
+    """The schemas as jsonschema's reference registry."""
+    from referencing import Registry, Resource
+
+    return Registry().with_resources(
+        (uri, Resource.from_contents(schema)) for uri, schema in _schemas().items())
 
 
 def current(kind: str) -> int:
@@ -81,7 +95,7 @@ def document_schema(kind: str, version: int | None = None) -> str:
 
 def versions(kind: str) -> list[int]:
     """Every version of ``kind`` there is a schema for, oldest first."""
-    _, by_id = _registry()
+    by_id = _schemas()
     prefix = f"{BASE}{kind}/v"
     return sorted(int(uri[len(prefix):]) for uri in by_id if uri.startswith(prefix)
                   and uri[len(prefix):].isdigit())
@@ -103,7 +117,7 @@ def declared_version(kind: str, document: Any) -> int:
 
 
 def load(kind: str, version: int | None = None) -> dict[str, Any]:
-    _, by_id = _registry()
+    by_id = _schemas()
     version = version or current(kind)
     try:
         return by_id[schema_id(kind, version)]
@@ -113,23 +127,21 @@ def load(kind: str, version: int | None = None) -> dict[str, Any]:
 
 @cache
 def validator(kind: str, version: int | None = None) -> Draft202012Validator:
-    registry, _ = _registry()
-    return Draft202012Validator(load(kind, version), registry=registry,
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return validator_for_definition(load(kind, version))
 
 
 def validator_for_definition(definition: dict[str, Any]) -> Draft202012Validator:
     """A validator for one ``$defs`` member (e.g. to check an id given on the command line)."""
-    registry, _ = _registry()
-    return Draft202012Validator(definition, registry=registry,
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(definition, registry=_registry(),
                                 format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 @cache
 def fast_validator(kind: str, version: int | None = None) -> Any:
     """The compiled validator of the same schema, with formats checked too."""
-    _, by_id = _registry()
-    registry = jsonschema_rs.Registry(list(by_id.items()))
+    registry = jsonschema_rs.Registry(list(_schemas().items()))
     return jsonschema_rs.validator_for(load(kind, version), registry=registry,
                                        validate_formats=True)
 
@@ -144,6 +156,8 @@ def _pointer(error: ValidationError) -> str:
 
 def problems(kind: str, document: Any, version: int | None = None) -> list[SchemaProblem]:
     """Every problem, most relevant first."""
+    from jsonschema.exceptions import best_match
+
     errors = list(validator(kind, version).iter_errors(document))
     if not errors:
         return []

@@ -1,0 +1,99 @@
+"""A simulated agency in a process of its own, as a real agency system would be.
+
+With the manifest setting ``"process": "own"``, a built-in simulated agency (travel, loans,
+permits) keeps its store, key and checks exactly as before, but does its work in a child
+process: it verifies each directive and signs each receipt on a core the engine is not using,
+and outside the engine's GIL. The engine sends a batch of directives down a pipe and gets the
+receipts back; it still checks every receipt itself. The benchmark runs the agencies this way
+(docs/performance.md), so that the engine's figures are the engine's work.
+
+The child is started on the first batch and lives as long as the adapter; it ends when the
+pipe closes (the engine exited or closed the adapter). If it dies, the batch in flight fails
+as a delivery failure and is retried like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from interdict.agencies.base import AdapterContext
+
+if TYPE_CHECKING:
+    from interdict.agencies.simulated import SimulatedAgency
+
+SETTING = "process"
+OWN = "own"
+
+
+class AgencyProcess:
+    """The engine's end of one agency's child process."""
+
+    def __init__(self, agency: type[SimulatedAgency], context: AdapterContext) -> None:
+        to_child, self._send = os.pipe()
+        self._recv, from_child = os.pipe()
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "interdict.agencies.process", str(to_child), str(from_child)],
+            pass_fds=(to_child, from_child), close_fds=True)
+        os.close(to_child)
+        os.close(from_child)
+        self._out = Connection(self._send, readable=False)
+        self._in = Connection(self._recv, writable=False)
+        # The engine's signing callback stays here: a simulated agency never signs as it.
+        portable = AdapterContext(manifest=dict(context.manifest), data_dir=context.data_dir,
+                                  engine_keys=dict(context.engine_keys))
+        self._out.send((agency, portable))
+        self._lock = threading.Lock()  # one batch in flight per agency
+
+    def deliver(self, directives: Sequence[str]) -> list[str]:
+        """The receipts for one batch.
+
+        Raises:
+            RuntimeError: the child failed or is gone (the adapter turns it into a
+            DeliveryError, and the batch is retried).
+        """
+        with self._lock:
+            try:
+                self._out.send(list(directives))
+                kind, value = self._in.recv()
+            except (EOFError, OSError) as exc:
+                raise RuntimeError(f"the agency's process (pid {self._child.pid}) is gone: "
+                                   f"{exc or type(exc).__name__}") from None
+        if kind != "receipts":
+            raise RuntimeError(f"the agency's process failed: {value}")
+        return list(value)
+
+    def close(self) -> None:
+        self._out.close()
+        self._in.close()
+        try:
+            self._child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+
+
+def serve(reading: Connection, writing: Connection) -> None:
+    """The child's loop: one batch in, its receipts (or the error) out, until the pipe ends."""
+    agency_class, context = reading.recv()
+    agency = agency_class(context)
+    while True:
+        try:
+            batch = reading.recv()
+        except EOFError:
+            return
+        answer: tuple[str, Any]
+        try:
+            answer = ("receipts", list(agency.deliver_here(batch)))
+        except Exception as exc:  # reported to the engine as this batch's failure
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        writing.send(answer)
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1]), writable=False),
+          Connection(int(sys.argv[2]), readable=False))
