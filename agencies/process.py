@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 SETTING = "process"
 OWN = "own"
+# Not ``-m interdict.agencies.process``: the package imports this module first, and runpy
+# warns about running a module that is already imported.
+_CHILD = "import sys; from interdict.agencies.process import main; main(sys.argv[1:])"
 
 
 class AgencyProcess:
@@ -38,7 +41,7 @@ class AgencyProcess:
         to_child, self._send = os.pipe()
         self._recv, from_child = os.pipe()
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "interdict.agencies.process", str(to_child), str(from_child)],
+            [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
             pass_fds=(to_child, from_child), close_fds=True)
         os.close(to_child)
         os.close(from_child)
@@ -94,6 +97,6 @@ def serve(reading: Connection, writing: Connection) -> None:
         writing.send(answer)
 
 
-if __name__ == "__main__":
-    serve(Connection(int(sys.argv[1]), writable=False),
-          Connection(int(sys.argv[2]), readable=False))
+def main(argv: list[str]) -> None:
+    """The child process: its two pipe descriptors are its arguments."""
+    serve(Connection(int(argv[0]), writable=False), Connection(int(argv[1]), readable=False))
