@@ -40,11 +40,18 @@ def scale(entries: int, batch: int, database_url: str, counts: list[int],
             inst = prepare(root, entries, url)
             _ingest(str(root), batch)
             progress.say(f"workers={n}: {entries} entries ingested, starting {n} dispatchers")
+            server_cpu = _postgres_cpu_s()
             seconds, reports = _dispatch(str(root), url, n, batch, every)
             runs[n] = _check(inst, seconds, reports)
             # Cores the workers kept busy between "go" and their end: below n, they waited
             # (for locks, or for a core the machine's other work held).
             runs[n]["cores_used"] = round(runs[n]["workers_cpu_s"] / seconds, 2)
+            # The PostgreSQL server's processes on this machine share the same cores: with
+            # the workers they say whether the machine, not the design, was the limit.
+            if server_cpu is not None:
+                runs[n]["postgres_cpu_s"] = round((_postgres_cpu_s() or 0) - server_cpu, 3)
+                runs[n]["machine_cores_used"] = round(
+                    (runs[n]["workers_cpu_s"] + runs[n]["postgres_cpu_s"]) / seconds, 2)
             runs[n]["load_avg_after"] = round(os.getloadavg()[0], 2)
             progress.say(f"workers={n}: {runs[n]['directives']} directives in {seconds:.1f} s "
                          f"({runs[n]['directives_per_s']}/s)")
@@ -54,6 +61,27 @@ def scale(entries: int, batch: int, database_url: str, counts: list[int],
             "runs": {str(n): r for n, r in runs.items()},
             "speedup": {str(n): round(base / r["seconds"], 2) for n, r in runs.items()},
             "target_speedup_2": 1.7}
+
+
+def _postgres_cpu_s() -> float | None:
+    """CPU seconds used so far by this machine's PostgreSQL server processes (Linux /proc;
+    None elsewhere): each live process's own, plus what the postmaster's ended children
+    (the backends of workers that exited) used."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            if not stat.with_name("comm").read_text().startswith("postgres"):
+                continue
+        except OSError:  # the process ended while we looked
+            continue
+        values = fields[1].split()
+        total += sum(int(v) for v in values[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
 
 
 def _ingest(home: str, batch: int) -> None:
