@@ -87,7 +87,7 @@ def deliver_agency(db: sa.Engine, adapter: Adapter, agency_keys: Mapping[str, by
         answers = _send(adapter, [token for _, _, token in claimed.rows])
         outcome.attempted += len(claimed.rows)
         with transaction(db) as session:
-            _record(session, agency, claimed.rows, answers, agency_keys, policy, worker,
+            _record(session, agency, claimed, answers, agency_keys, policy, worker,
                     clock(), outcome, rng)
 
 
@@ -130,10 +130,11 @@ class _Row:
                 "delivered_at": self.delivered_at, "last_error": self.last_error}
 
 
-def _record(session: Session, agency: str, batch: Sequence[tuple[int, str, str]],
+def _record(session: Session, agency: str, claimed: outbox.Claimed,
             answers: Sequence[str | DeliveryError], agency_keys: Mapping[str, bytes],
             policy: DeliveryPolicy, worker: str, now: datetime, outcome: Delivered,
             rng: random.Random | None) -> None:
+    batch = claimed.rows
     rows = {r.id: _Row(*r) for r in session.execute(
         sa.select(Directive.id, Directive.directive_id, Directive.agency, Directive.status,
                   Directive.attempts, Directive.claimed_by, Directive.claimed_until,
@@ -143,14 +144,14 @@ def _record(session: Session, agency: str, batch: Sequence[tuple[int, str, str]]
     events: list[dict[str, Any]] = []
     calls: list[bool] = []
     kept: list[dict[str, Any]] = []
-    for (row_id, directive_id, directive), answer in zip(batch, answers, strict=True):
+    for (row_id, directive_id, _), answer in zip(batch, answers, strict=True):
         row = rows.get(row_id)
         try:
             if isinstance(answer, DeliveryError):
                 raise answer
             document = receipts.verify(answer, agency=agency, directive_id=directive_id,
                                        agency_keys=agency_keys,
-                                       action=outbox.payload(directive)["action"])
+                                       action=claimed.actions[row_id])
         except (DeliveryError, VerificationError) as exc:
             if isinstance(exc, VerificationError) and exc.code == receipts.FLAGGED_LIFT \
                     and isinstance(answer, str):  # an answer, a refusal: not retried

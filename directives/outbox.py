@@ -197,6 +197,7 @@ class Claimed:
 
     rows: list[tuple[int, str, str]] = field(default_factory=list)  # (row id, directive_id, jws)
     dead: int = 0
+    actions: dict[int, str] = field(default_factory=dict)  # row id -> impose | amend | lift
 
 
 def worker_id() -> str:
@@ -255,7 +256,7 @@ def _unblocked(session: Session, agency: str, limit: int,
     while len(chosen) < limit:
         page = session.execute(
             sa.select(Directive.id, Directive.directive_id, Directive.jws, Directive.attempts,
-                      Directive.issuer, Directive.entry_id)
+                      Directive.issuer, Directive.entry_id, Directive.action)
             .where(Directive.agency == agency, Directive.status == "pending",
                    Directive.id > after,  # type: ignore[operator]
                    sa.or_(Directive.next_attempt_at.is_(None),  # type: ignore[union-attr]
@@ -323,6 +324,7 @@ def claim(session: Session, agency: str, worker: str, limit: int, due_at: dateti
             .values(claimed_by=worker, claimed_until=until, attempts=Directive.attempts + 1))
     for r in sending:
         claimed.rows.append((r.id, r.directive_id, r.jws))
+        claimed.actions[r.id] = r.action
         events.append(log.event("delivery.attempted", directive_id=r.directive_id,
                                 agency=agency, attempt=r.attempts + 1, worker=worker,
                                 outcome="started"))
