@@ -135,8 +135,12 @@ def test_slo_command_exits_4_while_a_lift_is_late(installation: Installation,
     time.sleep(1.1)
     assert main([*home, "slo", "--deadline", "1s", "--json"]) == LATE_EXIT
     report = json.loads(capsys.readouterr().out)
-    assert [x["agency"] for x in report["late"]] == ["travel"]
-    assert report["escalated"] == [report["late"][0]["directive_id"]]
+    late = {x["agency"]: x for x in report["late"]}
+    assert not late["travel"]["done"]  # never delivered: late, and still owed
+    # loans' lift was delivered in the sync: late too only if that took over the 1 s deadline
+    # (it can, on a loaded machine), and then as done
+    assert set(late) <= {"travel", "loans"} and late.get("loans", {"done": True})["done"]
+    assert sorted(report["escalated"]) == sorted(x["directive_id"] for x in report["late"])
     assert main([*home, "slo", "--deadline", "soon"]) == 1
     assert "error[duration.invalid]" in capsys.readouterr().err
 
