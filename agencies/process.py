@@ -38,20 +38,26 @@ class AgencyProcess:
     """The engine's end of one agency's child process."""
 
     def __init__(self, agency: type[SimulatedAgency], context: AdapterContext) -> None:
-        to_child, self._send = os.pipe()
-        self._recv, from_child = os.pipe()
+        to_child, send = os.pipe()
+        recv, from_child = os.pipe()
+        # Its output is not ours to mix into the engine's (the benchmark reads JSON there).
         self._child = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
-            pass_fds=(to_child, from_child), close_fds=True)
+            pass_fds=(to_child, from_child), close_fds=True, stdout=subprocess.DEVNULL)
         os.close(to_child)
         os.close(from_child)
-        self._out = Connection(self._send, readable=False)
-        self._in = Connection(self._recv, writable=False)
+        self._out = Connection(send, readable=False)
+        self._in = Connection(recv, writable=False)
+        self._lock = threading.Lock()  # one batch in flight per agency
+        self._sent = 0
         # The engine's signing callback stays here: a simulated agency never signs as it.
         portable = AdapterContext(manifest=dict(context.manifest), data_dir=context.data_dir,
                                   engine_keys=dict(context.engine_keys))
-        self._out.send((agency, portable))
-        self._lock = threading.Lock()  # one batch in flight per agency
+        try:
+            self._out.send((agency, portable))
+        except BaseException:
+            self.close()
+            raise
 
     def deliver(self, directives: Sequence[str]) -> list[str]:
         """The receipts for one batch.
@@ -61,23 +67,31 @@ class AgencyProcess:
             DeliveryError, and the batch is retried).
         """
         with self._lock:
+            self._sent += 1
             try:
-                self._out.send(list(directives))
-                kind, value = self._in.recv()
+                self._out.send((self._sent, list(directives)))
+                number, kind, value = self._in.recv()
             except (EOFError, OSError) as exc:
                 raise RuntimeError(f"the agency's process (pid {self._child.pid}) is gone: "
                                    f"{exc or type(exc).__name__}") from None
+        # An answer to an earlier batch (one interrupted between send and receive) would pair
+        # receipts with the wrong directives: the pipe is out of step, and the caller closes it.
+        if number != self._sent:
+            raise RuntimeError(f"the agency's process answered batch {number}, not "
+                               f"{self._sent}")
         if kind != "receipts":
             raise RuntimeError(f"the agency's process failed: {value}")
         return list(value)
 
     def close(self) -> None:
-        self._out.close()
-        self._in.close()
+        with self._lock:  # after the batch in flight, if any
+            self._out.close()
+            self._in.close()
         try:
             self._child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._child.kill()
+            self._child.wait()
 
 
 def serve(reading: Connection, writing: Connection) -> None:
@@ -86,14 +100,14 @@ def serve(reading: Connection, writing: Connection) -> None:
     agency = agency_class(context)
     while True:
         try:
-            batch = reading.recv()
-        except EOFError:
+            number, batch = reading.recv()
+        except (EOFError, OSError):  # the engine closed the pipe, maybe mid-message
             return
-        answer: tuple[str, Any]
+        answer: tuple[int, str, Any]
         try:
-            answer = ("receipts", list(agency.deliver_here(batch)))
+            answer = (number, "receipts", list(agency.deliver_here(batch)))
         except Exception as exc:  # reported to the engine as this batch's failure
-            answer = ("error", f"{type(exc).__name__}: {exc}")
+            answer = (number, "error", f"{type(exc).__name__}: {exc}")
         writing.send(answer)
 
 

@@ -120,8 +120,8 @@ class SimulatedAgency(Adapter):
         if self.context.manifest.get("settings", {}).get(process.SETTING) == process.OWN:
             try:
                 return self._process.deliver(directives)
-            except RuntimeError:
-                self.close()  # the next batch starts a new process
+            except BaseException:
+                self.close()  # the pipe may be out of step: the next batch starts a new one
                 raise
         return self.deliver_here(directives)
 

@@ -238,39 +238,61 @@ def release_dead_workers(session: Session, agency: str, now: datetime) -> list[d
     return events
 
 
+#: rows read per page while looking for claimable ones; a small claim (a circuit's probe, a
+#: low rate) still reads a full page, so a backlog of blocked rows costs few round trips
+PAGE = 500
+
+
+def _claimable(agency: str, due_at: datetime) -> list[sa.ColumnElement[bool]]:
+    """Pending for the agency, due, and not leased by anyone."""
+    return [Directive.agency == agency, Directive.status == "pending",  # type: ignore[list-item]
+            sa.or_(Directive.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                   Directive.next_attempt_at <= due_at),  # type: ignore[operator]
+            sa.or_(Directive.claimed_until.is_(None),  # type: ignore[union-attr]
+                   Directive.claimed_until <= due_at)]  # type: ignore[operator]
+
+
 def _unblocked(session: Session, agency: str, limit: int,
                due_at: datetime) -> list[sa.Row[Any]]:
-    """Up to ``limit`` pending rows that are due, not leased, and first of their entry, in
-    outbox order, locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+    """Up to ``limit`` claimable rows that are first of their entry, in outbox order, locked
+    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
 
-    Two plain queries per page rather than one with a correlated "is it the first pending of
-    its entry?" subquery: both databases' planners misjudged that one as the outbox grew.
+    Pages of plain queries rather than one with a correlated "is it the first pending of its
+    entry?" subquery: both databases' planners misjudged that one as the outbox grew.
     SQLite walked the agency's pending rows for each candidate; PostgreSQL, without
     statistics, did the same through the outbox index, and with them sorted every pending
     row of the agency, payloads included, to find the first 500 (docs/performance.md). A
-    page here is a range scan of ix_directive_outbox in id order; the check is one grouped
-    lookup in ix_directive_pending_entry for the page's entries.
+    page is a range scan of ix_directive_outbox in id order; the check is one grouped lookup
+    in ix_directive_pending_entry for the page's entries. Only the rows chosen are locked,
+    and the lock's query checks again what another worker may have changed meanwhile.
     """
     chosen: list[sa.Row[Any]] = []
-    after = 0
+    after, size = 0, max(limit, PAGE)
     while len(chosen) < limit:
         page = session.execute(
-            sa.select(Directive.id, Directive.directive_id, Directive.jws, Directive.attempts,
-                      Directive.issuer, Directive.entry_id, Directive.action)
-            .where(Directive.agency == agency, Directive.status == "pending",
-                   Directive.id > after,  # type: ignore[operator]
-                   sa.or_(Directive.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                          Directive.next_attempt_at <= due_at),  # type: ignore[operator]
-                   sa.or_(Directive.claimed_until.is_(None),  # type: ignore[union-attr]
-                          Directive.claimed_until <= due_at))  # type: ignore[operator]
-            .order_by(Directive.id).limit(limit)  # type: ignore[arg-type]
-            .with_for_update(skip_locked=True)).all()
+            sa.select(Directive.id, Directive.issuer, Directive.entry_id)
+            .where(*_claimable(agency, due_at), Directive.id > after)  # type: ignore[operator]
+            .order_by(Directive.id).limit(size)).all()  # type: ignore[arg-type]
         first = _first_pending(session, agency, {(r.issuer, r.entry_id) for r in page})
-        chosen += [r for r in page if first.get((r.issuer, r.entry_id)) == r.id]
-        if len(page) < limit:
+        unblocked = [r.id for r in page if first.get((r.issuer, r.entry_id)) == r.id]
+        if unblocked:
+            chosen += _lock(session, agency, due_at, unblocked, limit - len(chosen))
+        if len(page) < size:
             break
         after = page[-1].id
-    return chosen[:limit]
+    return chosen
+
+
+def _lock(session: Session, agency: str, due_at: datetime, ids: list[int],
+          wanted: int) -> list[sa.Row[Any]]:
+    """Lock up to ``wanted`` of ``ids`` that are still claimable, in outbox order, skipping
+    rows another worker's claim holds (PostgreSQL applies the limit after skipping)."""
+    return list(session.execute(
+        sa.select(Directive.id, Directive.directive_id, Directive.jws, Directive.attempts,
+                  Directive.action)
+        .where(*_claimable(agency, due_at), Directive.id.in_(ids))  # type: ignore[union-attr]
+        .order_by(Directive.id).limit(wanted)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True)).all())
 
 
 def _first_pending(session: Session, agency: str,

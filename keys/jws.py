@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -191,7 +192,16 @@ def _reject_constant(name: str) -> Any:
     raise _fail("payload.non_finite", f"non-finite number {name} is not JSON")
 
 
-_STRICT = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON grammar but no finite number: refused like the NaN literal.
+    value = float(text)
+    if math.isinf(value):
+        raise _fail("payload.non_finite", f"number {text} overflows to infinity")
+    return value
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant,
+                          parse_float=_finite_float)
 
 
 def strict_json(data: bytes) -> Any:

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateIndex
@@ -48,23 +47,16 @@ def _begin_immediate(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 @lru_cache(maxsize=32)
 def engine_for(url: str) -> Engine:
     """One pooled engine per URL per process."""
     url = normalise_url(url)
-    # JSON columns through orjson: the agencies' stores write one document per directive.
-    json_io: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
-                                  **json_io)
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _begin_immediate)
     elif url.startswith("postgresql"):
-        engine = sa.create_engine(url, pool_pre_ping=True, **json_io)
+        engine = sa.create_engine(url, pool_pre_ping=True)
     else:
         raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://",
                           code="database.url")

@@ -87,9 +87,10 @@ def test_a_leased_directive_waits_for_its_lease_or_its_dead_worker(
 
 
 def test_a_claim_looks_past_pages_of_blocked_lifts(
-        installation: Installation, make_entry: Make) -> None:
+        installation: Installation, make_entry: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lifts wait for their leased impositions; the claim walks page after page of them
-    (a page is as long as the claim) to the directives that may go."""
+    (pages of two rows here) to the directives that may go."""
+    monkeypatch.setattr(outbox, "PAGE", 1)  # a page is then as long as the claim
     route(installation, make_entry, 5)
     held = claim(installation, "a", 5, lease_s=600)  # the five impositions, leased
     revokes = [make_entry(entry_id=f"court-7/bulk-{i}", op="revoke", revision=2, subject=None,

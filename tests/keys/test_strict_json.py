@@ -66,6 +66,7 @@ def test_strict_json_agrees_with_the_reference(document: Any) -> None:
     (b'{"a":1,"a":2}', "payload.duplicate_key"),  # compact and sorted: the fast path's shape
     (b'{"a":' * 40 + b"1" + b"}" * 40, "payload.too_deep"),
     (b'{"a":NaN}', "payload.non_finite"),
+    (b'{"a":1e400}', "payload.non_finite"),
     (b'{"a":"\xff"}', "payload.json"),
 ])
 def test_canonical_looking_refusals_keep_their_codes(data: bytes, code: str) -> None:
