@@ -266,8 +266,8 @@ def _unblocked(session: Session, agency: str, limit: int,
     in ix_directive_pending_entry for the page's entries.
 
     A page is locked as it is read, the usual queue pattern: a second worker's page skips
-    the first one's rows instead of reading them and losing the race to lock them (which
-    measured slower with two workers). The first page is as long as the claim, so an
+    the first one's rows instead of reading them and losing the race to lock them. The
+    first page is as long as the claim, so an
     ordinary claim locks only what it sends; later pages, read only when rows were blocked,
     are at least ``PAGE`` long, so a small claim (a circuit's probe) does not walk a blocked
     backlog a row at a time. Rows read and not sent stay locked until the claim commits;
