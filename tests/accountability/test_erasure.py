@@ -24,7 +24,9 @@ from interdict.auditlog.verify import verify_bundle
 from interdict.cli import main
 from interdict.directives import deadletter
 from interdict.directives.outbox import payload
+from interdict.flows.dispatch import deliver_once, plan_once
 from interdict.flows.erase import erase as erase_flow
+from interdict.flows.ingest import ingest_once
 from interdict.installation import Installation
 from interdict.keys import jws
 from interdict.storage import reading, tombstones, transaction, utcnow
@@ -228,18 +230,21 @@ def test_a_crash_between_entries_leaves_each_whole_and_a_rerun_finishes(
     assert len(events(lifted, erasure.ENTRY_ERASED)) == 2
 
 
+def _imposed_then_revoked(inst: Installation, make_entry: Make, entry_id: str) -> None:
+    """An entry imposed and delivered everywhere, then revoked: its lifts are routed and
+    wait in the outbox, undelivered."""
+    home = str(inst.home.root)
+    publish(inst, make_entry(entry_id=entry_id, subject=WANG))
+    ingest_once(home), plan_once(home)
+    for agency in inst.agency_ids():
+        deliver_once(home, agency)
+    publish(inst, revoke(make_entry, entry_id))
+    ingest_once(home), plan_once(home)
+
+
 def test_an_entry_whose_lift_is_not_delivered_is_held(installation: Installation,
                                                       make_entry: Make) -> None:
-    from interdict.flows.dispatch import deliver_once, plan_once
-    from interdict.flows.ingest import ingest_once
-
-    home = str(installation.home.root)
-    publish(installation, make_entry(entry_id="court-7/case-20", subject=WANG))
-    ingest_once(home), plan_once(home)
-    for agency in installation.agency_ids():
-        deliver_once(home, agency)
-    publish(installation, revoke(make_entry, "court-7/case-20"))
-    ingest_once(home), plan_once(home)  # the lifts wait in the outbox
+    _imposed_then_revoked(installation, make_entry, "court-7/case-20")
     report = erasure.erase(installation, now=later())
     assert report.entries == 0
     assert report.held == {"lift_pending": 1}
@@ -249,16 +254,8 @@ def test_an_entry_whose_lift_is_not_delivered_is_held(installation: Installation
 
 def test_an_entry_whose_lift_was_rejected_is_held_until_dead_letter_retry_delivers_it(
         installation: Installation, make_entry: Make) -> None:
-    from interdict.flows.dispatch import deliver_once, plan_once
-    from interdict.flows.ingest import ingest_once
-
+    _imposed_then_revoked(installation, make_entry, "court-7/case-21")
     home = str(installation.home.root)
-    publish(installation, make_entry(entry_id="court-7/case-21", subject=WANG))
-    ingest_once(home), plan_once(home)
-    for agency in installation.agency_ids():
-        deliver_once(home, agency)
-    publish(installation, revoke(make_entry, "court-7/case-21"))
-    ingest_once(home), plan_once(home)
     with transaction(installation.db) as session:  # travel refused its lift (it flagged it)
         lift = session.execute(sa.select(Directive).where(
             Directive.entry_id == "court-7/case-21", Directive.agency == "travel",
