@@ -6,6 +6,7 @@ Every default yields to a value the operator set (e.g. ``PREFECT_API_URL`` for a
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,4 +47,32 @@ def flow_settings() -> Iterator[None]:
 
 @lru_cache(maxsize=8)
 def installation(home: str) -> Installation:
+    """The installation at ``home``, opened once per process; the first also settles the
+    garbage collector for batch work (settle_gc)."""
+    settle_gc()
     return Installation.open(Home(Path(home)))
+
+
+#: gen-0 collections every this many container allocations instead of Python's 700: a batch
+#: allocates hundreds of thousands of short-lived dicts and lists and frees them by
+#: reference counting; collecting every 700 only walks them before they go
+GC_GEN0_THRESHOLD = 20_000
+_settled: list[bool] = []
+
+
+def settle_gc() -> None:
+    """Once per process: move what imports made (Prefect, SQLAlchemy, pydantic: several
+    hundred thousand objects, kept for the process's life) out of the collector's reach, and
+    collect the young generation less often.
+
+    Measured at 50,000 entries (docs/performance.md): full collections walked the imported
+    objects 35 times, 133 ms each, 6 % of the sync. Frozen objects are never collected; they
+    are the modules and what they built, which live as long as the process anyway.
+    """
+    if _settled:
+        return
+    _settled.append(True)
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)

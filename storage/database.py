@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -95,5 +96,37 @@ def reading(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits together at the end, or not at all."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with _one_writer(engine), Session(engine, expire_on_commit=False) as session, \
+            session.begin():
         yield session
+
+
+#: how long a thread waits for its turn at a SQLite file before it tries anyway, and SQLite's
+#: own busy timeout (60 s, engine_for) decides: the same failure as without the turn
+_TURN_TIMEOUT_S = 60.0
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _one_writer(engine: Engine) -> Iterator[None]:
+    """On SQLite, threads of this process take turns at the file's single write lock here.
+
+    SQLite's busy handler makes a thread that finds the lock taken sleep and poll (1, 2, 5,
+    10 ms and longer), so concurrent delivery threads spent part of each hand-over asleep
+    with the lock free; a lock in the process wakes the next writer as soon as the last one
+    commits. Other processes still meet SQLite's lock and busy timeout. Re-entrant: a
+    thread's nested transaction (on another connection) meets SQLite's lock as before.
+    """
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    key = str(engine.url)
+    with _WRITERS_GUARD:
+        turn = _WRITERS.setdefault(key, threading.RLock())
+    got = turn.acquire(timeout=_TURN_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        if got:
+            turn.release()
