@@ -115,11 +115,12 @@ class Directive(SQLModel, table=True):
                                "status"))
     id: int | None = Field(default=None, primary_key=True)  # outbox order
     directive_id: str = Field(unique=True, max_length=80)
-    # No index of its own: ix_directive_outbox and ix_directive_pending_entry lead with it.
-    agency: str
+    # Its own index, though ix_directive_outbox leads with it: an agency's rows in id order
+    # (reconcile, dead-letter list) are read from it without a sort.
+    agency: str = Field(index=True)
     action: str  # impose | amend | lift
     issuer: str = Field(index=True)
-    entry_id: str  # no index of its own: ix_directive_entry_agency leads with it
+    entry_id: str = Field(index=True)
     revision: int
     jws: str = Field(sa_column=Column(sa.Text, nullable=False))
     # pending | delivered | rejected | flagged | dead (| shadow | withheld: never sent)

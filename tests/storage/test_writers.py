@@ -14,14 +14,19 @@ from interdict.storage import database
 from interdict.storage.models import AuditEvent
 
 
-def _engine(tmp_path: Path) -> sa.Engine:
+def _engine(tmp_path: Path, *, busy_timeout_ms: int | None = None) -> sa.Engine:
     engine = database.engine_for(f"sqlite:///{tmp_path / 'turns.db'}")
+    if busy_timeout_ms is not None:  # before the first connection is made
+        sa.event.listen(engine, "connect", lambda dbapi_connection, _: dbapi_connection
+                        .execute(f"PRAGMA busy_timeout={busy_timeout_ms}"))
     database.create_schema(engine)
     return engine
 
 
 def test_concurrent_writers_each_commit_and_the_log_stays_in_order(tmp_path: Path) -> None:
-    engine = _engine(tmp_path)
+    """With SQLite's busy timeout at 0, a writer that found the file locked would fail with
+    "database is locked": every thread gets its turn before it begins instead."""
+    engine = _engine(tmp_path, busy_timeout_ms=0)
 
     def write(worker: int) -> None:
         for n in range(25):
@@ -55,6 +60,7 @@ def test_a_turn_held_too_long_falls_back_to_sqlites_own_lock(
     try:
         with database.transaction(engine) as session:
             log.append(session, [log.event("test.turn")])
+        assert holder.is_alive()  # written while the turn was still held
         with database.reading(engine) as session:
             assert session.execute(sa.select(sa.func.count()).select_from(AuditEvent)
                                    ).scalar_one() == 1
