@@ -9,15 +9,19 @@ One run, for one agency::
 
     release leases of dead workers on this machine
     loop: circuit open? stop.  claim a batch (lease, attempt counted, delivery.attempted)
-          rate limit  →  adapter.deliver  →  record receipts / failures / dead letters,
-                                             and the circuit breaker's count
+          rate limit  →  adapter.deliver  →  verify the receipts
+          all answered and valid? claim and send the next batch now, while
+          recording receipts / failures / dead letters, and the circuit breaker's count
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -55,40 +59,118 @@ def deliver_agency(db: sa.Engine, adapter: Adapter, agency_keys: Mapping[str, by
                    worker: str | None = None, rng: random.Random | None = None) -> Delivered:
     """Deliver everything due for one agency, batch by batch, until nothing due is left.
 
+    After a batch the agency answered in full with receipts that verify, the next one is
+    claimed and sent before the last is recorded, so the agency applies it while interdict
+    writes down the last (the two took turns). After any failure, nothing more is sent until
+    the failure is recorded and the circuit breaker has counted it (``_call_size``).
+
     ``clock`` is when "now" is: tests advance it instead of sleeping through backoffs.
     """
     policy = policy or DeliveryPolicy()
-    worker = worker or outbox.worker_id()
-    agency = adapter.agency_id
-    limiter = throttle.limiter_for(agency, policy.rate_per_s)
-    outcome = Delivered()
-    started = clock()  # due-ness is fixed at the start: a failure now is not retried this run
+    run = _Run(db, adapter, agency_keys, worker or outbox.worker_id(), policy,
+               throttle.limiter_for(adapter.agency_id, policy.rate_per_s), clock, rng)
     with transaction(db) as session:
-        released = outbox.release_dead_workers(session, agency, started)
+        released = outbox.release_dead_workers(session, run.agency, run.started)
         if released:
             log.append(session, released)
-    while True:
-        now = clock()
-        with transaction(db) as session:
-            circuit = throttle.circuit(session, agency)
-            if circuit.is_open(now):
-                outcome.circuit_open = True
-                return outcome
-            size = _call_size(circuit, policy, now)
-            claimed = outbox.claim(session, agency, worker, size, started,
-                                   now + policy.lease, policy.max_attempts)
-        outcome.dead += claimed.dead
-        if not claimed.rows:
-            if claimed.dead:
-                continue
-            return outcome
-        if limiter is not None:
-            limiter.acquire(len(claimed.rows))
-        answers = _send(adapter, [token for _, _, token in claimed.rows])
-        outcome.attempted += len(claimed.rows)
-        with transaction(db) as session:
-            _record(session, agency, claimed, answers, agency_keys, policy, worker,
-                    clock(), outcome, rng)
+    flight = run.next()
+    while flight is not None:
+        checked = run.check(flight)
+        following = None
+        try:
+            if all(c.error is None for c in checked):
+                following = run.next()
+        finally:  # the answers in hand are recorded even if claiming the next batch failed
+            run.record(flight, checked, in_flight=following)
+        # recording may have unblocked rows (a lift behind the impose just delivered)
+        flight = following if following is not None else run.next()
+    return run.outcome
+
+
+@dataclass
+class _InFlight:
+    """A claimed batch whose call to the agency is under way."""
+
+    claimed: outbox.Claimed
+    answers: Future[Sequence[str | DeliveryError]]
+
+
+@dataclass
+class _Run:
+    """One agency's delivery run: who delivers, under which policy, and its outcome."""
+
+    db: sa.Engine
+    adapter: Adapter
+    agency_keys: Mapping[str, bytes]
+    worker: str
+    policy: DeliveryPolicy
+    limiter: throttle.RateLimiter | None
+    clock: Clock
+    rng: random.Random | None
+    outcome: Delivered = field(default_factory=Delivered)
+
+    def __post_init__(self) -> None:
+        self.agency = self.adapter.agency_id
+        # due-ness is fixed at the start: a failure now is not retried this run
+        self.started = self.clock()
+
+    def next(self) -> _InFlight | None:
+        """Claim the next batch and start sending it; None when nothing due is left or the
+        circuit breaker is open (``outcome.circuit_open``)."""
+        while True:
+            now = self.clock()
+            with transaction(self.db) as session:
+                circuit = throttle.circuit(session, self.agency)
+                self.outcome.circuit_open = circuit.is_open(now)
+                if self.outcome.circuit_open:
+                    return None
+                claimed = outbox.claim(session, self.agency, self.worker,
+                                       _call_size(circuit, self.policy, now), self.started,
+                                       now + self.policy.lease, self.policy.max_attempts)
+            self.outcome.dead += claimed.dead
+            if claimed.rows:
+                break
+            if not claimed.dead:
+                return None
+        if self.limiter is not None:
+            self.limiter.acquire(len(claimed.rows))
+        self.outcome.attempted += len(claimed.rows)
+        return _InFlight(claimed, _start_send(self.adapter,
+                                              [token for _, _, token in claimed.rows]))
+
+    def check(self, flight: _InFlight) -> list[_Checked]:
+        return _checked(self.agency, flight.claimed, flight.answers.result(), self.agency_keys)
+
+    def record(self, flight: _InFlight, checked: Sequence[_Checked], *,
+               in_flight: _InFlight | None = None) -> None:
+        """Record a batch's answers. Should that fail with the next batch already sent, its
+        answers are recorded too if they can be: otherwise both batches stay leased until
+        their leases end and go out again (answered ``duplicate`` where applied)."""
+        try:
+            with transaction(self.db) as session:
+                _record(session, self.agency, flight.claimed, checked, self.policy,
+                        self.worker, self.clock(), self.outcome, self.rng)
+        except BaseException:
+            if in_flight is not None:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    self.record(in_flight, self.check(in_flight))
+            raise
+
+
+def _start_send(adapter: Adapter, tokens: Sequence[str]) -> Future[Sequence[str | DeliveryError]]:
+    """Call the agency in a thread of its own. A daemon thread: a Ctrl-C while it waits on an
+    unresponsive agency stops the run at once instead of at the call's last timeout, and the
+    batch, leased and unanswered, goes out again after its lease."""
+    answers: Future[Sequence[str | DeliveryError]] = Future()
+
+    def call() -> None:
+        try:
+            answers.set_result(_send(adapter, tokens))
+        except BaseException as exc:  # reaches the run through answers.result()
+            answers.set_exception(exc)
+
+    threading.Thread(target=call, name=f"deliver-{adapter.agency_id}", daemon=True).start()
+    return answers
 
 
 def _call_size(circuit: throttle.Circuit, policy: DeliveryPolicy, now: datetime) -> int:
@@ -130,10 +212,41 @@ class _Row:
                 "delivered_at": self.delivered_at, "last_error": self.last_error}
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """One answer, checked: the agency's receipt and its verified payload, or why it does not
+    count (a failed call, or a receipt that did not verify)."""
+
+    answer: str | DeliveryError
+    document: dict[str, Any] | None = None
+    error: DeliveryError | VerificationError | None = None
+
+
+def _checked(agency: str, claimed: outbox.Claimed, answers: Sequence[str | DeliveryError],
+             agency_keys: Mapping[str, bytes]) -> list[_Checked]:
+    """Receipts are verified before the transaction that records them opens: on SQLite the
+    transaction holds the file's only write lock, which the other agencies' deliveries wait
+    for, and the signature checks are most of a batch's work (PyNaCl releases the
+    interpreter's lock while it checks, so another delivery thread runs meanwhile)."""
+    checked = []
+    for (row_id, directive_id, _), answer in zip(claimed.rows, answers, strict=True):
+        if isinstance(answer, DeliveryError):
+            checked.append(_Checked(answer, error=answer))
+            continue
+        try:
+            document = receipts.verify(answer, agency=agency, directive_id=directive_id,
+                                       agency_keys=agency_keys,
+                                       action=claimed.actions[row_id])
+        except VerificationError as exc:
+            checked.append(_Checked(answer, error=exc))
+            continue
+        checked.append(_Checked(answer, document))
+    return checked
+
+
 def _record(session: Session, agency: str, claimed: outbox.Claimed,
-            answers: Sequence[str | DeliveryError], agency_keys: Mapping[str, bytes],
-            policy: DeliveryPolicy, worker: str, now: datetime, outcome: Delivered,
-            rng: random.Random | None) -> None:
+            checked: Sequence[_Checked], policy: DeliveryPolicy, worker: str, now: datetime,
+            outcome: Delivered, rng: random.Random | None) -> None:
     batch = claimed.rows
     rows = {r.id: _Row(*r) for r in session.execute(
         sa.select(Directive.id, Directive.directive_id, Directive.agency, Directive.status,
@@ -144,15 +257,10 @@ def _record(session: Session, agency: str, claimed: outbox.Claimed,
     events: list[dict[str, Any]] = []
     calls: list[bool] = []
     kept: list[dict[str, Any]] = []
-    for (row_id, directive_id, _), answer in zip(batch, answers, strict=True):
+    for (row_id, directive_id, _), check in zip(batch, checked, strict=True):
         row = rows.get(row_id)
-        try:
-            if isinstance(answer, DeliveryError):
-                raise answer
-            document = receipts.verify(answer, agency=agency, directive_id=directive_id,
-                                       agency_keys=agency_keys,
-                                       action=claimed.actions[row_id])
-        except (DeliveryError, VerificationError) as exc:
+        answer, exc = check.answer, check.error
+        if exc is not None:
             if isinstance(exc, VerificationError) and exc.code == receipts.FLAGGED_LIFT \
                     and isinstance(answer, str):  # an answer, a refusal: not retried
                 calls.append(True)
@@ -163,11 +271,12 @@ def _record(session: Session, agency: str, claimed: outbox.Claimed,
             if row is not None and row.status == "pending":
                 events.extend(_failed(row, exc, policy, now, outcome, rng))
             continue
+        assert isinstance(answer, str) and check.document is not None
         calls.append(True)
         if row is not None and row.status == "pending":  # else another worker recorded it
-            events.append(_received(row, answer, document, now, outcome))
+            events.append(_received(row, answer, check.document, now, outcome))
             kept.append({"directive_id": directive_id, "agency": agency,
-                         "status": document["status"], "jws": answer, "at": now})
+                         "status": check.document["status"], "jws": answer, "at": now})
     for row in rows.values():
         if row.claimed_by == worker:  # another worker that took over keeps its lease
             row.claimed_by, row.claimed_until = None, None

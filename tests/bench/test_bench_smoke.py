@@ -41,6 +41,9 @@ def test_a_small_benchmark_run_syncs_every_entry_and_reports_every_figure(
     assert 0 <= sync["prefect_share"] < 1 and sync["peak_rss_mb"] > 0
     if out.get("floor"):  # ../shared/bench/floor.py is beside the repository in development
         assert out["floor"]["entries"] == ENTRIES and out["ratio_to_floor"] > 0
+        # the same work as the floor (no delivery) takes part of the sync's time
+        assert out["ratio_to_floor_same_work"] > out["ratio_to_floor"]
+        assert sync["floor_work_entries_per_s"] > sync["entries_per_s"]
     # progress lines went to stderr as the phases ended, then the table
     assert "ingest: 200 in" in stderr and "without Prefect: deliver" in stderr
     assert "ratio to floor" in stderr or not out.get("floor")
