@@ -122,8 +122,20 @@ def sync_with_prefect(home: str, batch: int, every: float) -> tuple[float, dict[
             report = flows.sync(home, batch)
             seconds = time.perf_counter() - start
             out = {**report.to_json(), "cpu_s": time.process_time() - cpu}
-    progress.say(f"sync through Prefect: {seconds:.1f} s, phases {out['seconds']}")
+        progress.say(f"sync through Prefect: {seconds:.1f} s, phases {out['seconds']}")
+        # What a scheduled sync costs when nothing was published since (target <= 1 s once
+        # Prefect is up): best of three, as `interdict serve` runs it.
+        out["idle_sync_s"] = min(_timed_sync(flows, home, batch) for _ in range(3))
+        progress.say(f"sync with nothing new: {out['idle_sync_s']:.2f} s")
     return seconds, out
+
+
+def _timed_sync(flows: Any, home: str, batch: int) -> float:
+    start = time.perf_counter()
+    report = flows.sync(home, batch)
+    if report.ingested.read:
+        raise RuntimeError("the idle sync found new entries: the benchmark's home changed")
+    return time.perf_counter() - start
 
 
 def sync_without_prefect(home: str, batch: int) -> tuple[float, dict[str, float]]:
@@ -190,6 +202,7 @@ def run(entries: int, batch: int, database_url: str | None, plain: bool,
             "accepted": report["accepted"],
             "delivered": sum(a["delivered"] for a in report["directives"].values()),
             "peak_rss_mb": round(peak_rss_mb(), 1),
+            "idle_sync_s": round(report["idle_sync_s"], 3),
             # CPU seconds of this process (all threads; not Prefect's server process): on a
             # loaded machine they compare runs better than wall time does.
             "cpu_s": round(report["cpu_s"], 3)}
@@ -332,6 +345,7 @@ def _table(out: dict[str, Any]) -> None:
                  ("directives/s", sync["directives_per_s"]), ("peak RSS MB", sync["peak_rss_mb"])]
         rows += [(f"  {phase} s", v) for phase, v in sync["phases_s"].items()]
         rows.append(("CPU s (process)", sync["cpu_s"]))
+        rows.append(("idle sync s", f"{sync['idle_sync_s']} (nothing new; target <= 1 s)"))
     if "prefect_share" in sync:
         rows.append(("Prefect's share", f"{sync['prefect_share']:.1%} (target <= 10%)"))
     if out.get("floor"):

@@ -39,6 +39,7 @@ def test_a_small_benchmark_run_syncs_every_entry_and_reports_every_figure(
     assert set(sync["phases_s"]) == {"ingest", "expire", "route", "deliver", "checkpoint"}
     assert set(sync["without_prefect_phases_s"]) == set(sync["phases_s"])
     assert 0 <= sync["prefect_share"] < 1 and sync["peak_rss_mb"] > 0
+    assert sync["idle_sync_s"] > 0 and "sync with nothing new:" in stderr
     if out.get("floor"):  # ../shared/bench/floor.py is beside the repository in development
         assert out["floor"]["entries"] == ENTRIES and out["ratio_to_floor"] > 0
         # the same work as the floor (no delivery) takes part of the sync's time
