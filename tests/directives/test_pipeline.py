@@ -27,12 +27,19 @@ Make = Callable[..., dict[str, Any]]
 MakeAgency = Callable[..., WebhookAgency]
 
 
+def _four_in_batches_of_two(installation: Installation, make_entry: Make,
+                            webhook_agency: MakeAgency, **settings: Any) -> WebhookAgency:
+    """Four directives routed to one HTTP agency that takes them two per call."""
+    hooks = webhook_agency(batch_size=2, **settings)
+    publish(installation, *entries(make_entry, 4))
+    route(installation)
+    return hooks
+
+
 def test_the_next_batch_is_sent_while_the_last_is_recorded(
         installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
         clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    hooks = webhook_agency(batch_size=2)
-    publish(installation, *entries(make_entry, 4))
-    route(installation)
+    hooks = _four_in_batches_of_two(installation, make_entry, webhook_agency)
     requests: list[str] = []
     second_batch = threading.Event()
 
@@ -61,9 +68,8 @@ def test_the_next_batch_is_sent_while_the_last_is_recorded(
 def test_after_a_failed_batch_nothing_is_sent_until_the_failure_is_recorded(
         installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
         clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    hooks = webhook_agency(batch_size=2, breaker_failures=100)
-    publish(installation, *entries(make_entry, 4))
-    route(installation)
+    hooks = _four_in_batches_of_two(installation, make_entry, webhook_agency,
+                                    breaker_failures=100)
     failures_recorded: list[int] = []  # at each request, how many failures were on record
     third_request = threading.Event()
 
@@ -130,9 +136,7 @@ def test_a_lift_right_behind_its_imposition_waits_until_the_imposition_is_record
 def test_when_recording_fails_the_batch_already_sent_is_still_recorded(
         installation: Installation, make_entry: Make, webhook_agency: MakeAgency,
         clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    hooks = webhook_agency(batch_size=2)
-    publish(installation, *entries(make_entry, 4))
-    route(installation)
+    hooks = _four_in_batches_of_two(installation, make_entry, webhook_agency)
     real_record = delivery._record
     calls: list[int] = []
 
