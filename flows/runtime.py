@@ -10,7 +10,7 @@ import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from interdict.home import Home
@@ -57,9 +57,9 @@ def installation(home: str) -> Installation:
 #: allocates hundreds of thousands of short-lived dicts and lists and frees them by
 #: reference counting; collecting every 700 only walks them before they go
 GC_GEN0_THRESHOLD = 20_000
-_settled: list[bool] = []
 
 
+@cache  # once per process
 def settle_gc() -> None:
     """Once per process: move what imports made (Prefect, SQLAlchemy, pydantic: several
     hundred thousand objects, kept for the process's life) out of the collector's reach, and
@@ -69,9 +69,6 @@ def settle_gc() -> None:
     objects 35 times, 133 ms each, 6 % of the sync. Frozen objects are never collected; they
     are the modules and what they built, which live as long as the process anyway.
     """
-    if _settled:
-        return
-    _settled.append(True)
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
