@@ -145,7 +145,7 @@ class SimulatedAgency(Adapter):
         # and written with one statement per table at the end, as a real agency system
         # applying thousands of directives would.
         with self.db.begin() as conn:
-            batch = _Batch.open(conn, directives)
+            batch = _Batch.open(conn, [d for d in checked if isinstance(d, dict)])
             answers = [self._apply_one(batch, token, document)
                        for token, document in zip(directives, checked, strict=True)]
             batch.flush()
@@ -277,12 +277,10 @@ class _Batch:
     changed: set[str] = field(default_factory=set)
 
     @classmethod
-    def open(cls, conn: Connection, tokens: Sequence[str]) -> _Batch:
-        # Ids and keys are read from the unverified payloads only to prefetch; every
-        # decision is taken on the verified document.
-        claimed = [_claimed(token) for token in tokens]
-        ids = {c.get("directive_id") for c in claimed} - {None}
-        keys = {(c.get("entry_ref") or {}).get("entry_id") for c in claimed} - {None}
+    def open(cls, conn: Connection, verified: Sequence[dict[str, Any]]) -> _Batch:
+        # Only verified directives touch the store, so only theirs are read up front.
+        ids = {document["directive_id"] for document in verified}
+        keys = {document["entry_ref"]["entry_id"] for document in verified}
         seen = set(conn.execute(sa.select(received.c.directive_id)
                                 .where(received.c.directive_id.in_(ids))).scalars())
         rows = conn.execute(sa.select(restriction).where(restriction.c.entry_key.in_(keys)))

@@ -93,12 +93,19 @@ def document_schema(kind: str, version: int | None = None) -> str:
     return f"interdict/{kind}/v{version or current(kind)}"
 
 
-def versions(kind: str) -> list[int]:
+@cache
+def versions(kind: str) -> tuple[int, ...]:
     """Every version of ``kind`` there is a schema for, oldest first."""
     by_id = _schemas()
     prefix = f"{BASE}{kind}/v"
-    return sorted(int(uri[len(prefix):]) for uri in by_id if uri.startswith(prefix)
-                  and uri[len(prefix):].isdigit())
+    return tuple(sorted(int(uri[len(prefix):]) for uri in by_id if uri.startswith(prefix)
+                        and uri[len(prefix):].isdigit()))
+
+
+@cache
+def _declared(kind: str) -> dict[str, int]:
+    # Every directive and receipt names its version: one lookup, not a scan of the schemas.
+    return {document_schema(kind, version): version for version in versions(kind)}
 
 
 def declared_version(kind: str, document: Any) -> int:
@@ -108,9 +115,9 @@ def declared_version(kind: str, document: Any) -> int:
         DocumentError: ``schema.unknown_version`` when it names none interdict knows.
     """
     declared = document.get("schema") if isinstance(document, dict) else None
-    for version in versions(kind):
-        if declared == document_schema(kind, version):
-            return version
+    version = _declared(kind).get(declared) if isinstance(declared, str) else None
+    if version is not None:
+        return version
     known = ", ".join(document_schema(kind, v) for v in versions(kind))
     raise DocumentError(f"/schema {declared!r} is not one of {known}",
                         code="schema.unknown_version")
