@@ -2,7 +2,9 @@
 
 Run it with ``python3 dev.py bench`` (or ``.venv/bin/python -m interdict.bench``). In one run it:
 
-1. runs ``../shared/bench/floor.py`` (the least work any engine must do per entry);
+1. runs ``../shared/bench/floor.py`` (the least work any engine must do per entry), and
+   ``bench/delivery_floor.py`` (the least work delivery adds to it), which give the best ratio
+   to the floor any engine could reach on this machine;
 2. publishes N entries, each imposing one measure for each of the three built-in agencies, into
    two fresh homes on SQLite (or PostgreSQL with ``--postgres URL``), streaming in chunks so
    the generator holds no more than one chunk;
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from interdict.bench import progress
+from interdict.bench.delivery_floor import best_ratio
 
 SHARED_FLOOR = Path(__file__).resolve().parents[2] / "shared" / "bench" / "floor.py"
 MEASURES = [{"type": "travel.air"}, {"type": "credit.loan"}, {"type": "permit.business"}]
@@ -71,11 +74,23 @@ def floor(entries: int) -> dict[str, Any] | None:
         progress.say(f"floor: {SHARED_FLOOR} not found, skipped")
         return None
     progress.say(f"floor: {entries} entries, best of 3")
-    done = subprocess.run([sys.executable, str(SHARED_FLOOR), str(entries)], check=True,
-                          capture_output=True, text=True)
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = _json_line([str(SHARED_FLOOR), str(entries)])
     progress.say(f"floor: {result['entries_per_s']} entries/s")
+    # What delivery adds at least (bench/delivery_floor.py), for the best ratio reachable here.
+    added = _json_line(["-m", "interdict.bench.delivery_floor", str(SHARED_FLOOR), str(entries)])
+    cores = os.cpu_count() or 1
+    result["delivery_us_per_entry"] = added["us_per_entry"]
+    result["best_ratio_here"] = round(best_ratio(result["us_per_entry"], added["us_per_entry"],
+                                                 cores), 3)
+    progress.say(f"floor: delivery adds {added['us_per_entry']} us per entry at least; "
+                 f"best ratio on {cores} cores {result['best_ratio_here']}")
     return result
+
+
+def _json_line(args: list[str]) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True)
+    value: dict[str, Any] = json.loads(done.stdout)
+    return value
 
 
 #: where the simulated agencies do their work (agencies/process.py): "own" processes, as real
@@ -121,13 +136,35 @@ def sync_with_prefect(home: str, batch: int, every: float) -> tuple[float, dict[
             start, cpu = time.perf_counter(), time.process_time()
             report = flows.sync(home, batch)
             seconds = time.perf_counter() - start
-            out = {**report.to_json(), "cpu_s": time.process_time() - cpu}
+            out = {**report.to_json(), "cpu_s": time.process_time() - cpu,
+                   "agencies_cpu_s": agencies_cpu_s()}
         progress.say(f"sync through Prefect: {seconds:.1f} s, phases {out['seconds']}")
         # What a scheduled sync costs when nothing was published since (target <= 1 s once
         # Prefect is up): best of three, as `interdict serve` runs it.
         out["idle_sync_s"] = min(_timed_sync(flows, home, batch) for _ in range(3))
         progress.say(f"sync with nothing new: {out['idle_sync_s']:.2f} s")
     return seconds, out
+
+
+def agencies_cpu_s() -> float | None:
+    """CPU seconds used so far by this process's simulated agencies in processes of their own
+    (they start with the first delivery and live on), read from /proc; None where there is
+    none. The agencies share the engine's cores here, unlike real ones."""
+    me, total = str(os.getpid()), 0
+    try:
+        pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            if b"interdict.agencies.process" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if fields[1] == me:  # ppid; utime and stime are fields 14 and 15 of proc(5)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else None
 
 
 def _timed_sync(flows: Any, home: str, batch: int) -> float:
@@ -205,7 +242,8 @@ def run(entries: int, batch: int, database_url: str | None, plain: bool,
             "idle_sync_s": round(report["idle_sync_s"], 3),
             # CPU seconds of this process (all threads; not Prefect's server process): on a
             # loaded machine they compare runs better than wall time does.
-            "cpu_s": round(report["cpu_s"], 3)}
+            "cpu_s": round(report["cpu_s"], 3),
+            "agencies_cpu_s": report["agencies_cpu_s"] and round(report["agencies_cpu_s"], 3)}
         if plain:
             prepare(Path(tmp) / "plain", entries, _fresh(database_url, "b"))
             cpu = time.process_time()
@@ -345,13 +383,18 @@ def _table(out: dict[str, Any]) -> None:
                  ("directives/s", sync["directives_per_s"]), ("peak RSS MB", sync["peak_rss_mb"])]
         rows += [(f"  {phase} s", v) for phase, v in sync["phases_s"].items()]
         rows.append(("CPU s (process)", sync["cpu_s"]))
+        if sync.get("agencies_cpu_s"):
+            rows.append(("CPU s (agencies)", sync["agencies_cpu_s"]))
         rows.append(("idle sync s", f"{sync['idle_sync_s']} (nothing new; target <= 1 s)"))
     if "prefect_share" in sync:
         rows.append(("Prefect's share", f"{sync['prefect_share']:.1%} (target <= 10%)"))
     if out.get("floor"):
         rows.append(("floor entries/s", out["floor"]["entries_per_s"]))
+        rows.append(("  + delivery", f"{out['floor']['delivery_us_per_entry']} us/entry at "
+                                     "least (bench/delivery_floor.py)"))
     if "ratio_to_floor" in out:
-        rows.append(("ratio to floor", f"{out['ratio_to_floor']:.3f} (target >= 0.5)"))
+        rows.append(("ratio to floor", f"{out['ratio_to_floor']:.3f} (target >= 0.5; at best "
+                                       f"{out['floor']['best_ratio_here']} here)"))
         rows.append(("  same work", f"{out['ratio_to_floor_same_work']:.3f} (ingest + route "
                                     "only, no delivery)"))
     for n, speedup in out.get("workers", {}).get("speedup", {}).items():

@@ -40,8 +40,11 @@ def test_a_small_benchmark_run_syncs_every_entry_and_reports_every_figure(
     assert set(sync["without_prefect_phases_s"]) == set(sync["phases_s"])
     assert 0 <= sync["prefect_share"] < 1 and sync["peak_rss_mb"] > 0
     assert sync["idle_sync_s"] > 0 and "sync with nothing new:" in stderr
+    assert sync["agencies_cpu_s"] > 0  # the agencies ran in processes of their own
     if out.get("floor"):  # ../shared/bench/floor.py is beside the repository in development
         assert out["floor"]["entries"] == ENTRIES and out["ratio_to_floor"] > 0
+        assert out["floor"]["delivery_us_per_entry"] > 0
+        assert 0 < out["floor"]["best_ratio_here"] <= 1 and "at best" in stderr
         # the same work as the floor (no delivery) takes part of the sync's time
         assert out["ratio_to_floor_same_work"] > out["ratio_to_floor"]
         assert sync["floor_work_entries_per_s"] > sync["entries_per_s"]
