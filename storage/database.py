@@ -34,6 +34,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Copy the WAL back into the database every 8,000 pages (32 MB) rather than 1,000: a sync
+    # rewrites the same index pages batch after batch, and a page changed many times between
+    # two checkpoints is copied once (a 20,000-entry sync about 5 % faster; docs/performance.md).
+    cursor.execute("PRAGMA wal_autocheckpoint=8000")
     cursor.close()
     # Let SQLAlchemy, not pysqlite, open transactions (see _begin_immediate).
     dbapi_connection.isolation_level = None
