@@ -31,6 +31,7 @@ from interdict.agencies.inbound import Flag, receipt_document, verify_directive
 from interdict.errors import DocumentError, VerificationError
 from interdict.keys import jws, keyfile
 from interdict.keys.jwk import unb64u
+from interdict.storage import bulk
 from interdict.storage.database import engine_for
 from interdict.storage.types import UTCDateTime, utcnow
 
@@ -55,6 +56,8 @@ restriction = sa.Table(
 )
 
 RECEIPT_KEY = "receipt.key"
+_INSERT_RECEIVED = received.insert()
+_INSERT_RESTRICTION = restriction.insert()
 
 
 @dataclass(frozen=True)
@@ -292,12 +295,10 @@ class _Batch:
         self.changed.add(key)
 
     def flush(self) -> None:
-        if self.received_rows:
-            self.conn.execute(received.insert(), self.received_rows)
+        bulk.executemany(self.conn, _INSERT_RECEIVED, self.received_rows)
         updates = [self._row(k) for k in self.changed if k in self.existing]
         inserts = [self._row(k) for k in self.changed if k not in self.existing]
-        if inserts:
-            self.conn.execute(restriction.insert(), inserts)
+        bulk.executemany(self.conn, _INSERT_RESTRICTION, inserts)
         if updates:
             self.conn.execute(
                 restriction.update().where(restriction.c.entry_key == sa.bindparam("key")),

@@ -17,10 +17,12 @@ from sqlmodel import Session
 
 from interdict.auditlog.merkle import CompactRange, leaf_hash
 from interdict.keys.jws import canonical_json
+from interdict.storage import bulk
 from interdict.storage.models import AuditEvent, AuditHead
 from interdict.storage.types import utcnow
 
 ENGINE = "interdict"
+_INSERT = sa.insert(AuditEvent.__table__)  # type: ignore[attr-defined]
 
 
 def operator() -> str:
@@ -64,7 +66,7 @@ def append(session: Session, events: Iterable[Mapping[str, Any]]) -> range:
         rows.append({"seq": tree.size, "event": data, "leaf": leaf})
         tree.append(leaf)
     if rows:
-        session.execute(sa.insert(AuditEvent.__table__), rows)
+        bulk.executemany(session, _INSERT, rows)
         head.size = tree.size
         head.compact_range = tree.to_bytes()
         session.add(head)

@@ -34,6 +34,7 @@ from interdict.directives import outbox, receipts, throttle
 from interdict.directives.throttle import DeliveryPolicy
 from interdict.errors import DeliveryError, VerificationError
 from interdict.keys import jws
+from interdict.storage import bulk
 from interdict.storage.database import transaction
 from interdict.storage.models import Directive, Receipt
 from interdict.storage.types import utcnow
@@ -287,19 +288,20 @@ def _record(session: Session, agency: str, claimed: outbox.Claimed,
     log.append(session, events)
 
 
+_INSERT_RECEIPT = sa.insert(Receipt.__table__)  # type: ignore[attr-defined]
 _WRITE_BACK = (sa.update(Directive.__table__)
                .where(Directive.__table__.c.id == sa.bindparam("row_id")))
 
 
 def _write_back(session: Session, rows: Iterable[_Row]) -> None:
-    """One Core executemany for the batch: the ORM's bulk update by primary key costs several
-    times as much per row on this hot path (PERFORMANCE.md)."""
+    """One executemany for the batch, straight to the driver (storage/bulk.py): the ORM's
+    bulk update by primary key costs several times as much per row (PERFORMANCE.md)."""
     values = []
     for row in rows:
         value = row.values()
         value["row_id"] = value.pop("id")
         values.append(value)
-    session.execute(_WRITE_BACK, values)
+    bulk.executemany(session, _WRITE_BACK, values)
 
 
 def _store_receipts(session: Session, kept: Sequence[dict[str, Any]]) -> None:
@@ -313,8 +315,7 @@ def _store_receipts(session: Session, kept: Sequence[dict[str, Any]]) -> None:
     fresh = [k for k in kept if k["directive_id"] not in earlier]
     replace = [k for k in kept if k["directive_id"] in earlier
                and not (earlier[k["directive_id"]] == "applied" and k["status"] == "duplicate")]
-    if fresh:
-        session.execute(sa.insert(Receipt.__table__), fresh)
+    bulk.executemany(session, _INSERT_RECEIPT, fresh)
     if replace:
         session.execute(sa.update(Receipt), replace)
 

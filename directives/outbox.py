@@ -27,7 +27,7 @@ from interdict.directives.document import Cause, build, iso
 from interdict.directives.routing import AgencyRoute, Route, outbox_status, route
 from interdict.keys import jws
 from interdict.keys.jwk import unb64u
-from interdict.storage import tombstones
+from interdict.storage import bulk, tombstones
 from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
 
 HOLDING = ("impose", "amend")
@@ -182,9 +182,11 @@ def issue(session: Session, signer: jws.Signer, caused: Sequence[tuple[Route, Ca
     return issued
 
 
+_INSERT = sa.insert(Directive.__table__)  # type: ignore[attr-defined]
+
+
 def _flush(session: Session, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(sa.insert(Directive.__table__), rows)
+    bulk.executemany(session, _INSERT, rows)
     if events:
         log.append(session, events)
 

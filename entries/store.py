@@ -27,7 +27,7 @@ from interdict.entries.admission import Accepted, Admission, EntryStatus, Publis
 from interdict.keys import jws
 from interdict.keys.truststore import TrustSnapshot
 from interdict.publicdb import PublicDatabase, published_entry
-from interdict.storage import tombstones
+from interdict.storage import bulk, tombstones
 from interdict.storage.database import transaction
 from interdict.storage.models import Cursor, EntryRevision, EntryState, QuarantinedEntry
 from interdict.storage.types import utcnow
@@ -152,10 +152,13 @@ def record(session: Session, outcomes: Sequence[Accepted | Refused], position: i
     session.add(row)
 
 
+_INSERT_REVISION = sa.insert(EntryRevision.__table__)  # type: ignore[attr-defined]
+_INSERT_STATE = sa.insert(EntryState.__table__)  # type: ignore[attr-defined]
+
+
 def _store_accepted(session: Session, accepted: Sequence[Accepted], now: datetime) -> None:
     if accepted:
-        session.execute(sa.insert(EntryRevision.__table__),
-                        [_revision_row(a, now) for a in accepted])
+        bulk.executemany(session, _INSERT_REVISION, [_revision_row(a, now) for a in accepted])
         _update_state(session, accepted, now)
 
 
@@ -178,8 +181,7 @@ def _update_state(session: Session, accepted: Sequence[Accepted], now: object) -
                "status": "revoked" if a.op == "revoke" else "active",
                "expires_at": a.expires_at, "updated_at": now}
         (updates if key in existing else inserts).append(row)
-    if inserts:
-        session.execute(sa.insert(EntryState.__table__), inserts)
+    bulk.executemany(session, _INSERT_STATE, inserts)
     for row in updates:
         session.execute(sa.update(EntryState)
                         .where(EntryState.issuer == row["issuer"],
