@@ -328,7 +328,8 @@ def _issued(document: dict[str, Any]) -> datetime:
 
 def _claimed(token: str) -> dict[str, Any]:
     try:
-        claimed = orjson.loads(unb64u(token.split(".")[1]))  # a prefetch hint: no checks
+        # only to name the directive in its rejection: nothing is decided on it
+        claimed = orjson.loads(unb64u(token.split(".")[1]))
     except Exception:
         return {}
     return claimed if isinstance(claimed, dict) else {}

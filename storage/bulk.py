@@ -1,14 +1,14 @@
 """Many rows in one statement, straight to the database driver, for the hot tables.
 
 SQLAlchemy's Core ``executemany`` builds a parameter dictionary per row and runs every column
-type's conversion through it: on SQLite that was about half of each row's cost, and
-PERFORMANCE.md measures the driver's own ``executemany`` at half of Core's. Here a statement is
-compiled once per dialect, with the conversions it needs (each column type's own bind
-processor, so a stored value is exactly what Core would have stored), and each row becomes
-a tuple in the compiled statement's order. The call still goes through the session's
-connection and transaction. Used where a batch writes hundreds of rows (audit events, outbox
-updates, receipts, entry revisions, the simulated agencies' stores); everything else stays
-with the ORM or Core.
+type's conversion through it; ``../shared/PERFORMANCE.md`` measures the driver's own
+``executemany`` at half of Core's cost per row. Here a statement is compiled once per dialect
+and set of columns, with the conversions it needs (each column type's own bind processor, so a
+stored value is exactly what Core would have stored), and each row becomes a tuple in the
+compiled statement's order (SQLite) or a dictionary (psycopg's named parameters). The call
+still goes through the session's connection and transaction. Used where a batch writes
+hundreds of rows (audit events, outbox updates, receipts, entry revisions, the simulated
+agencies' stores); everything else stays with the ORM or Core.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.engine import Connection, Dialect
-from sqlmodel import Session
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,15 @@ class _Compiled:
 def _compiled(statement: sa.Insert | sa.Update, dialect: Dialect,
               keys: tuple[str, ...]) -> _Compiled:
     # As Core does for executemany: the first row's keys say which columns are set.
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    # for_executemany: no RETURNING of generated ids on PostgreSQL, which nothing here reads
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
     names = tuple(compiled.positiontup or compiled.binds)
     convert = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                     for name in names)
     return _Compiled(str(compiled), names, convert, bool(compiled.positiontup))
 
 
-def executemany(session: Session | Connection, statement: sa.Insert | sa.Update,
+def executemany(session: orm.Session | Connection, statement: sa.Insert | sa.Update,
                 rows: Sequence[Mapping[str, Any]]) -> None:
     """Run ``statement`` once per row. Every row has the first row's keys: the columns an
     insert or update sets, and the statement's other bound parameters. Columns left out get
@@ -53,7 +54,12 @@ def executemany(session: Session | Connection, statement: sa.Insert | sa.Update,
     """
     if not rows:
         return
-    connection = session.connection() if isinstance(session, Session) else session
+    if isinstance(session, orm.Session):
+        if session.autoflush:  # as session.execute would: pending ORM changes go first
+            session.flush()
+        connection = session.connection()
+    else:
+        connection = session
     plan = _compiled(statement, connection.dialect, tuple(rows[0]))
     pairs = tuple(zip(plan.names, plan.convert, strict=True))
     values: list[Any]

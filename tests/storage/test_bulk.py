@@ -71,3 +71,16 @@ def test_a_row_without_a_parameter_the_first_row_had_is_refused(database_url: st
     with pytest.raises(KeyError, match="jws"), database.transaction(engine) as session:
         bulk.executemany(session, RECEIPTS, rows)
     assert stored(engine, "SELECT count(*) FROM receipt") == [(0,)]  # nothing half-written
+
+
+def test_generated_ids_are_not_returned_to_a_caller_that_never_reads_them() -> None:
+    """Compiled for executemany: on PostgreSQL an insert of rows whose ids the database
+    assigns carries no RETURNING clause, which would be work on every row for nothing."""
+    from sqlalchemy.dialects import postgresql
+
+    from interdict.directives.outbox import _INSERT
+
+    keys = ("directive_id", "agency", "action", "issuer", "entry_id", "revision", "jws",
+            "status", "attempts", "next_attempt_at", "last_error", "created_at", "delivered_at")
+    sql = bulk._compiled(_INSERT, postgresql.psycopg.dialect(), keys).sql
+    assert sql.startswith("INSERT INTO directive") and "RETURNING" not in sql
