@@ -138,7 +138,7 @@ def sync_with_prefect(home: str, batch: int, every: float) -> tuple[float, dict[
             report = flows.sync(home, batch)
             seconds = time.perf_counter() - start
             out = {**report.to_json(), "cpu_s": time.process_time() - cpu,
-                   "agencies_cpu_s": agencies_cpu_s()}
+                   "checks_cpu_s": checks_cpu_s(), "agencies_cpu_s": agencies_cpu_s()}
         progress.say(f"sync through Prefect: {seconds:.1f} s, phases {out['seconds']}")
         # What a scheduled sync costs when nothing was published since (target <= 1 s once
         # Prefect is up): best of three, as `interdict serve` runs it.
@@ -149,8 +149,21 @@ def sync_with_prefect(home: str, batch: int, every: float) -> tuple[float, dict[
 
 def agencies_cpu_s() -> float | None:
     """CPU seconds used so far by this process's simulated agencies in processes of their own
-    (they start with the first delivery and live on), read from /proc; None where there is
-    none. The agencies share the engine's cores here, unlike real ones."""
+    (they start with the first delivery and live on); None where there is none. The agencies
+    share the engine's cores here, unlike real ones."""
+    return _children_cpu_s(b"interdict.agencies.process")
+
+
+def checks_cpu_s() -> float | None:
+    """CPU seconds used so far by the engine's signature-check workers (keys/offload.py,
+    started by multiprocessing's spawn, living on until the process ends): interdict's own
+    work done outside its process."""
+    return _children_cpu_s(b"spawn_main")
+
+
+def _children_cpu_s(marker: bytes) -> float | None:
+    """CPU seconds of this process's children whose command line holds ``marker``, read from
+    /proc; None where there is none."""
     me, total = str(os.getpid()), 0
     try:
         pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
@@ -158,7 +171,7 @@ def agencies_cpu_s() -> float | None:
         return None
     for pid in pids:
         try:
-            if b"interdict.agencies.process" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 continue
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:  # it ended meanwhile
@@ -244,6 +257,7 @@ def run(entries: int, batch: int, database_url: str | None, plain: bool,
             # CPU seconds of this process (all threads; not Prefect's server process): on a
             # loaded machine they compare runs better than wall time does.
             "cpu_s": round(report["cpu_s"], 3),
+            "checks_cpu_s": report["checks_cpu_s"] and round(report["checks_cpu_s"], 3),
             "agencies_cpu_s": report["agencies_cpu_s"] and round(report["agencies_cpu_s"], 3)}
         if plain:
             prepare(Path(tmp) / "plain", entries, _fresh(database_url, "b"))
@@ -384,6 +398,9 @@ def _table(out: dict[str, Any]) -> None:
                  ("directives/s", sync["directives_per_s"]), ("peak RSS MB", sync["peak_rss_mb"])]
         rows += [(f"  {phase} s", v) for phase, v in sync["phases_s"].items()]
         rows.append(("CPU s (process)", sync["cpu_s"]))
+        if sync.get("checks_cpu_s"):
+            rows.append(("CPU s (checks)", f"{sync['checks_cpu_s']} (signature checks in a "
+                                           "worker process)"))
         if sync.get("agencies_cpu_s"):
             rows.append(("CPU s (agencies)", sync["agencies_cpu_s"]))
         rows.append(("idle sync s", f"{sync['idle_sync_s']} (nothing new; target <= 1 s)"))

@@ -33,7 +33,7 @@ from interdict.auditlog import log
 from interdict.directives import outbox, receipts, throttle
 from interdict.directives.throttle import DeliveryPolicy
 from interdict.errors import DeliveryError, VerificationError
-from interdict.keys import jws
+from interdict.keys import jws, offload
 from interdict.storage import bulk
 from interdict.storage.database import transaction
 from interdict.storage.models import Directive, Receipt
@@ -93,7 +93,7 @@ class _InFlight:
     """A claimed batch whose call to the agency is under way."""
 
     claimed: outbox.Claimed
-    answers: Future[Sequence[str | DeliveryError]]
+    answers: Future[_Answers]
 
 
 @dataclass
@@ -137,10 +137,12 @@ class _Run:
             self.limiter.acquire(len(claimed.rows))
         self.outcome.attempted += len(claimed.rows)
         return _InFlight(claimed, _start_send(self.adapter,
-                                              [token for _, _, token in claimed.rows]))
+                                              [token for _, _, token in claimed.rows],
+                                              self.agency_keys))
 
     def check(self, flight: _InFlight) -> list[_Checked]:
-        return _checked(self.agency, flight.claimed, flight.answers.result(), self.agency_keys)
+        answers, verified = flight.answers.result()
+        return _checked(self.agency, flight.claimed, answers, self.agency_keys, verified)
 
     def record(self, flight: _InFlight, checked: Sequence[_Checked], *,
                in_flight: _InFlight | None = None) -> None:
@@ -158,15 +160,25 @@ class _Run:
             raise
 
 
-def _start_send(adapter: Adapter, tokens: Sequence[str]) -> Future[Sequence[str | DeliveryError]]:
-    """Call the agency in a thread of its own. A daemon thread: a Ctrl-C while it waits on an
-    unresponsive agency stops the run at once instead of at the call's last timeout, and the
-    batch, leased and unanswered, goes out again after its lease."""
-    answers: Future[Sequence[str | DeliveryError]] = Future()
+#: an agency's answers to a batch, and which of its receipts' signatures a worker process
+#: has verified already (keys/offload.py)
+_Answers = tuple[Sequence[str | DeliveryError], offload.Verified]
+
+
+def _start_send(adapter: Adapter, tokens: Sequence[str],
+                agency_keys: Mapping[str, bytes]) -> Future[_Answers]:
+    """Call the agency in a thread of its own, which then has the receipts' signatures checked
+    in a worker process while the run records the last batch. A daemon thread: a Ctrl-C while
+    it waits on an unresponsive agency stops the run at once instead of at the call's last
+    timeout, and the batch, leased and unanswered, goes out again after its lease."""
+    answers: Future[_Answers] = Future()
 
     def call() -> None:
         try:
-            answers.set_result(_send(adapter, tokens))
+            sent = _send(adapter, tokens)
+            receipts_in = [a for a in sent if isinstance(a, str)]
+            answers.set_result((sent, offload.check_elsewhere(
+                receipts_in, jws.TYP_RECEIPT, agency_keys).result()))
         except BaseException as exc:  # reaches the run through answers.result()
             answers.set_exception(exc)
 
@@ -224,11 +236,11 @@ class _Checked:
 
 
 def _checked(agency: str, claimed: outbox.Claimed, answers: Sequence[str | DeliveryError],
-             agency_keys: Mapping[str, bytes]) -> list[_Checked]:
+             agency_keys: Mapping[str, bytes],
+             verified: offload.Verified = offload.NOTHING) -> list[_Checked]:
     """Receipts are verified before the transaction that records them opens: on SQLite the
     transaction holds the file's only write lock, which the other agencies' deliveries wait
-    for, and the signature checks are most of a batch's work (PyNaCl releases the
-    interpreter's lock while it checks, so another delivery thread runs meanwhile)."""
+    for, and the signature checks are most of a batch's work."""
     checked = []
     for (row_id, directive_id, _), answer in zip(claimed.rows, answers, strict=True):
         if isinstance(answer, DeliveryError):
@@ -237,7 +249,7 @@ def _checked(agency: str, claimed: outbox.Claimed, answers: Sequence[str | Deliv
         try:
             document = receipts.verify(answer, agency=agency, directive_id=directive_id,
                                        agency_keys=agency_keys,
-                                       action=claimed.actions[row_id])
+                                       action=claimed.actions[row_id], verified=verified)
         except VerificationError as exc:
             checked.append(_Checked(answer, error=exc))
             continue

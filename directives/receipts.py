@@ -13,7 +13,7 @@ from typing import Any
 
 from interdict import schemas
 from interdict.errors import DocumentError, VerificationError
-from interdict.keys import jws
+from interdict.keys import jws, offload
 
 FLAGGED_LIFT = "receipt.flagged_lift"
 VERSIONS = (1, 2)
@@ -57,9 +57,11 @@ def flag_of(document: Mapping[str, Any]) -> dict[str, str | None] | None:
 
 
 def verify(token: str, *, agency: str, directive_id: str,
-           agency_keys: Mapping[str, bytes], action: str | None = None) -> dict[str, Any]:
+           agency_keys: Mapping[str, bytes], action: str | None = None,
+           verified: offload.Verified = offload.NOTHING) -> dict[str, Any]:
     """The receipt's payload, if ``agency`` signed it for ``directive_id`` (and, when
     ``action`` is given and the receipt names one, for a directive of that action).
+    ``verified``: signatures a worker process checked already (keys/offload.py).
 
     Raises:
         VerificationError: the receipt is malformed, unsigned by the agency, or about
@@ -71,7 +73,8 @@ def verify(token: str, *, agency: str, directive_id: str,
     if key is None:
         raise VerificationError(f"receipt signed by {parsed.kid}, not a key of agency {agency}",
                                 code="receipt.unknown_key")
-    jws.verify_signature(parsed, key)
+    if not verified.covers(token, key):
+        jws.verify_signature(parsed, key)
     document = jws.parse_payload(parsed)
     if not isinstance(document, dict):
         raise VerificationError("receipt payload is not a JSON object", code="receipt.schema")

@@ -26,7 +26,7 @@ from typing import Any
 from interdict import schemas
 from interdict.entries import gate
 from interdict.errors import DocumentError, VerificationError
-from interdict.keys import jws
+from interdict.keys import jws, offload
 from interdict.keys.jwk import unb64u
 from interdict.keys.truststore import TrustSnapshot
 
@@ -125,6 +125,8 @@ class Admission:
     known: Mapping[tuple[str, str], EntryStatus]
     now: datetime
     policy: Policy = field(default_factory=Policy)
+    #: signatures already checked in a worker process (keys/offload.py): a hint, not a decision
+    verified: offload.Verified = offload.NOTHING
     _seen: dict[tuple[str, str], EntryStatus] = field(default_factory=dict)
 
     def admit(self, row: Published) -> Accepted | Refused:
@@ -173,10 +175,11 @@ class Admission:
             raise Refusal("signature.wrong_issuer",
                           f"key {token.kid} belongs to {info.owner_kind} {info.owner_id}, "
                           "not to an issuer")
-        try:
-            jws.verify_signature(token, info.public_key)
-        except VerificationError as exc:
-            raise Refusal(exc.code, exc.message) from None
+        if not self.verified.covers(row.jws, info.public_key):
+            try:
+                jws.verify_signature(token, info.public_key)
+            except VerificationError as exc:
+                raise Refusal(exc.code, exc.message) from None
         problem = info.usable_at(row.published_at)
         if problem is not None:
             raise Refusal(problem, f"key {token.kid} of issuer {info.owner_id} is {info.status}"

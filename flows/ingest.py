@@ -12,6 +12,7 @@ from interdict.accountability import policy
 from interdict.entries import store
 from interdict.entries.admission import Accepted, Admission, Published
 from interdict.flows.runtime import installation
+from interdict.keys import jws, offload
 from interdict.keys.jwk import unb64u
 from interdict.keys.truststore import TrustSnapshot
 from interdict.storage import transaction, utcnow
@@ -41,13 +42,38 @@ def ingest_once(home: str, batch_size: int = DEFAULT_BATCH) -> Ingested:
         rows = inst.public.read_after(position, batch_size)
         if not rows:
             return Ingested(position=position)
-        admission = Admission(TrustSnapshot.load(session),
-                              store.known_status(session, _claimed_keys(rows)), utcnow(),
-                              policy.admission_policy(session))
+        trust = TrustSnapshot.load(session)
+        verified = _checks_ahead.take(home, position)
+        _checks_ahead.start(home, rows[-1].seq, inst.public.read_after(rows[-1].seq, batch_size),
+                            trust.keys_of("issuer"))
+        admission = Admission(trust, store.known_status(session, _claimed_keys(rows)), utcnow(),
+                              policy.admission_policy(session), verified)
         outcomes = [admission.admit(row) for row in rows]
         store.record(session, outcomes, rows[-1].seq)
     accepted = sum(isinstance(o, Accepted) for o in outcomes)
     return Ingested(len(rows), accepted, len(rows) - accepted, rows[-1].seq)
+
+
+class _ChecksAhead:
+    """The signature checks of the batch after the one being admitted, under way in a worker
+    process (keys/offload.py) meanwhile; one per home, kept until that batch is read."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[int, offload.Pending]] = {}
+
+    def start(self, home: str, after: int, rows: list[Published], keys: dict[str, bytes]) -> None:
+        self._pending[home] = (after, offload.check_elsewhere([r.jws for r in rows],
+                                                              jws.TYP_ENTRY, keys))
+
+    def take(self, home: str, after: int) -> offload.Verified:
+        """What verified of the rows after ``after``, if their checks were started."""
+        started = self._pending.pop(home, None)
+        if started is None or started[0] != after:
+            return offload.NOTHING
+        return started[1].result()
+
+
+_checks_ahead = _ChecksAhead()
 
 
 def _claimed_keys(rows: list[Published]) -> set[tuple[str, str]]:

@@ -105,6 +105,43 @@ def test_a_mixed_batch_accepts_every_good_entry_and_quarantines_each_bad_one(
     assert report["checkpoint"]["size"] == len(events(installation))
 
 
+@pytest.mark.parametrize("check_workers", ["0", "1"])
+def test_entries_checked_ahead_in_a_worker_meet_the_same_refusals(
+        check_workers: str, installation: Installation, make_entry: Make,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of two: from the second batch on, its signatures were checked in a worker
+    process (keys/offload.py) while the one before was admitted, or in place without one."""
+    from interdict.flows.ingest import ingest_once
+    from interdict.keys import offload
+
+    monkeypatch.setenv(offload.WORKERS_ENV, check_workers)
+    monkeypatch.setattr(offload, "_POOL", None)
+    started: list[offload.Pending] = []
+    check = offload.check_elsewhere
+    monkeypatch.setattr(offload, "check_elsewhere", lambda tokens, typ, keys: (
+        started.append(check(tokens, typ, keys)), started[-1])[1])
+    bad = bad_tokens(installation, make_entry)
+    good = issuers.sign(installation, "court-7", [
+        make_entry(entry_id="court-7/a"), make_entry(entry_id="court-7/b"),
+        make_entry(entry_id="court-7/a", op="amend", revision=2)])
+    installation.public.publish([good[0], bad["signature.invalid"], good[1],
+                                 bad["issuer.unknown"], good[2], bad["revision.replay"]])
+    try:
+        while ingest_once(str(installation.home.root), 2).read:
+            pass
+        # batches 2 and 3 were checked ahead: in the worker, their good entries verified
+        hints = [pending.result().keys_by_token for pending in started]
+    finally:
+        offload.shutdown()
+    checked_ahead = [{good[1]}, {good[2], bad["revision.replay"]}, set()]  # replay: signed well
+    assert [set(h) for h in hints] == (checked_ahead if check_workers == "1"
+                                       else [set(), set(), set()])
+    quarantined = {q.reason: q.public_seq for q in rows(installation, QuarantinedEntry)}
+    assert quarantined == {"signature.invalid": 2, "issuer.unknown": 4, "revision.replay": 6}
+    accepted = {(r.entry_id, r.revision) for r in rows(installation, EntryRevision)}
+    assert accepted == {("court-7/a", 1), ("court-7/b", 1), ("court-7/a", 2)}
+
+
 def test_running_sync_again_publishes_and_delivers_nothing_twice(
         installation: Installation, make_entry: Make) -> None:
     publish(installation, make_entry(entry_id="court-7/a"), make_entry(entry_id="court-7/b"))

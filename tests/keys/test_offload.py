@@ -1,0 +1,109 @@
+"""Signature checks in a worker process: a hint that never changes an outcome."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from interdict.directives import receipts
+from interdict.errors import VerificationError
+from interdict.keys import jws, offload
+from interdict.keys.jwk import b64u, unb64u
+
+ISSUER = jws.Signer(Ed25519PrivateKey.generate())
+STRANGER = jws.Signer(Ed25519PrivateKey.generate())
+KEYS = {ISSUER.kid: ISSUER.public_key}
+DIRECTIVE = "d-" + "0" * 32
+
+
+def tokens() -> dict[str, str]:
+    """One good token and one of each kind that must not verify."""
+    good = ISSUER.sign_document({"n": 1}, jws.TYP_ENTRY)
+    head, _, signature = good.split(".")
+    return {
+        "good": good,
+        "also good": ISSUER.sign_document({"n": 2}, jws.TYP_ENTRY),
+        "tampered": ".".join((head, b64u(b'{"n":3}'), signature)),
+        "unknown kid": STRANGER.sign_document({"n": 4}, jws.TYP_ENTRY),
+        "other kind": ISSUER.sign_document({"n": 5}, jws.TYP_RECEIPT),
+        "malformed": "not.a-jws",
+        "short signature": f"{head}.{b64u(b'{}')}.{b64u(b'x' * 10)}",
+    }
+
+
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process of this test's own, torn down after it."""
+    monkeypatch.setenv(offload.WORKERS_ENV, "1")
+    monkeypatch.setattr(offload, "_POOL", None)
+    monkeypatch.setattr(offload, "_BROKEN", type(offload._BROKEN)())
+    yield
+    offload.shutdown()
+
+
+def test_only_tokens_that_verify_under_the_key_their_kid_names_pass() -> None:
+    named = tokens()
+    passed = offload.verify_all(list(named.values()), jws.TYP_ENTRY, KEYS)
+    names = list(named)
+    assert [(names[i], kid) for i, kid in passed] == [("good", ISSUER.kid),
+                                                      ("also good", ISSUER.kid)]
+
+
+@pytest.mark.usefixtures("workers")
+def test_checks_run_in_another_process_and_cover_only_what_verified() -> None:
+    named = tokens()
+    verified = offload.check_elsewhere(list(named.values()), jws.TYP_ENTRY, KEYS).result()
+    assert {name for name, token in named.items()
+            if verified.covers(token, ISSUER.public_key)} == {"good", "also good"}
+    assert not verified.covers(named["good"], STRANGER.public_key)  # another key: not covered
+    pool = offload._pool()
+    assert pool is not None and pool.submit(os.getpid).result() != os.getpid()
+
+
+def test_without_workers_nothing_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(offload.WORKERS_ENV, "0")
+    monkeypatch.setattr(offload, "_POOL", None)
+    assert offload.check_elsewhere([tokens()["good"]], jws.TYP_ENTRY, KEYS).result() \
+        is offload.NOTHING
+    assert offload._POOL is None
+
+
+@pytest.mark.usefixtures("workers")
+def test_a_failed_worker_means_checking_in_place_from_then_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    failed: Future[list[tuple[int, str]]] = Future()
+    failed.set_exception(OSError("worker died"))
+    assert offload.Pending(failed, ["x"], KEYS).result() is offload.NOTHING
+    assert "worker died" in caplog.text
+    assert offload.check_elsewhere([tokens()["good"]], jws.TYP_ENTRY, KEYS).result() \
+        is offload.NOTHING
+    assert offload._POOL is None
+
+
+def receipt(signer: jws.Signer, **changes: str) -> str:
+    return signer.sign_document({"schema": "interdict/receipt/v1", "directive_id": DIRECTIVE,
+                                 "agency": "travel", "status": "applied",
+                                 "at": "2026-11-27T00:00:00Z", **changes}, jws.TYP_RECEIPT)
+
+
+def test_a_receipt_verifies_the_same_with_and_without_the_hint() -> None:
+    agency = jws.Signer(Ed25519PrivateKey.generate())
+    keys = {agency.kid: agency.public_key}
+    good = receipt(agency)
+    head, _, signature = good.split(".")
+    forged = ".".join((head, b64u(unb64u(good.split(".")[1]).replace(b"applied", b"rejected")),
+                       signature))
+    for verified in (offload.NOTHING, offload.Verified(
+            {t: keys[agency.kid] for t in (good,)})):
+        assert receipts.verify(good, agency="travel", directive_id=DIRECTIVE, agency_keys=keys,
+                               verified=verified)["status"] == "applied"
+    # a hint for another token, or for the forged one under another key, decides nothing
+    for verified in (offload.Verified({good: agency.public_key}),
+                     offload.Verified({forged: STRANGER.public_key})):
+        with pytest.raises(VerificationError) as refused:
+            receipts.verify(forged, agency="travel", directive_id=DIRECTIVE, agency_keys=keys,
+                            verified=verified)
+        assert refused.value.code == "signature.invalid"
