@@ -138,7 +138,8 @@ def sync_with_prefect(home: str, batch: int, every: float) -> tuple[float, dict[
             report = flows.sync(home, batch)
             seconds = time.perf_counter() - start
             out = {**report.to_json(), "cpu_s": time.process_time() - cpu,
-                   "checks_cpu_s": checks_cpu_s(), "agencies_cpu_s": agencies_cpu_s()}
+                   "signature_workers_cpu_s": signature_workers_cpu_s(),
+                   "agencies_cpu_s": agencies_cpu_s()}
         progress.say(f"sync through Prefect: {seconds:.1f} s, phases {out['seconds']}")
         # What a scheduled sync costs when nothing was published since (target <= 1 s once
         # Prefect is up): best of three, as `interdict serve` runs it.
@@ -154,8 +155,8 @@ def agencies_cpu_s() -> float | None:
     return _children_cpu_s(b"interdict.agencies.process")
 
 
-def checks_cpu_s() -> float | None:
-    """CPU seconds used so far by the engine's signature-check workers (keys/offload.py,
+def signature_workers_cpu_s() -> float | None:
+    """CPU seconds used so far by the engine's signature workers (keys/offload.py,
     started by multiprocessing's spawn, living on until the process ends): interdict's own
     work done outside its process."""
     return _children_cpu_s(b"spawn_main")
@@ -257,8 +258,8 @@ def run(entries: int, batch: int, database_url: str | None, plain: bool,
             # CPU seconds of this process (all threads; not Prefect's server process): on a
             # loaded machine they compare runs better than wall time does.
             "cpu_s": round(report["cpu_s"], 3),
-            "checks_cpu_s": report["checks_cpu_s"] and round(report["checks_cpu_s"], 3),
-            "agencies_cpu_s": report["agencies_cpu_s"] and round(report["agencies_cpu_s"], 3)}
+            "signature_workers_cpu_s": _rounded(report["signature_workers_cpu_s"]),
+            "agencies_cpu_s": _rounded(report["agencies_cpu_s"])}
         if plain:
             prepare(Path(tmp) / "plain", entries, _fresh(database_url, "b"))
             cpu = time.process_time()
@@ -268,6 +269,10 @@ def run(entries: int, batch: int, database_url: str | None, plain: bool,
             result["without_prefect_phases_s"] = {k: round(v, 3) for k, v in plain_phases.items()}
             result["prefect_share"] = round(max(seconds - plain_s, 0.0) / seconds, 3)
     return result
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def _floor_work_s(phases: dict[str, float]) -> float:
@@ -398,9 +403,9 @@ def _table(out: dict[str, Any]) -> None:
                  ("directives/s", sync["directives_per_s"]), ("peak RSS MB", sync["peak_rss_mb"])]
         rows += [(f"  {phase} s", v) for phase, v in sync["phases_s"].items()]
         rows.append(("CPU s (process)", sync["cpu_s"]))
-        if sync.get("checks_cpu_s"):
-            rows.append(("CPU s (checks)", f"{sync['checks_cpu_s']} (signature checks in a "
-                                           "worker process)"))
+        if sync.get("signature_workers_cpu_s"):
+            rows.append(("CPU s (signing)", f"{sync['signature_workers_cpu_s']} (the engine's "
+                                            "signature workers)"))
         if sync.get("agencies_cpu_s"):
             rows.append(("CPU s (agencies)", sync["agencies_cpu_s"]))
         rows.append(("idle sync s", f"{sync['idle_sync_s']} (nothing new; target <= 1 s)"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from interdict.accountability import policy
 from interdict.auditlog import log
 from interdict.directives.document import Cause, build, iso
 from interdict.directives.routing import AgencyRoute, Route, outbox_status, route
-from interdict.keys import jws
+from interdict.keys import jws, offload
 from interdict.keys.jwk import unb64u
 from interdict.storage import bulk, tombstones
 from interdict.storage.models import Agency, Directive, EntryRevision, EntryState
@@ -95,15 +95,17 @@ def plan(session: Session, signer: jws.Signer, agencies: Sequence[AgencyRoute], 
     issued = Issued(causes=len(revisions))
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    caused: list[tuple[Route, Cause]] = []
     for revision in revisions:
         document = payload(revision.jws)
         cause = Cause(revision.issuer, revision.entry_id, revision.revision, revision.digest,
                       document, document["reason"], document["effective_from"])
         held = holders[(revision.issuer, revision.entry_id)]
         routes = route(revision.op, document.get("measures", []), held, agencies)
-        _write(routes, cause, signer, now, rows, events, issued)
+        caused.extend((r, cause) for r in routes)
         held.clear()
         held.update(r.agency.id for r in routes if r.action in HOLDING)
+    _write(caused, signer, now, rows, events, issued, session=session)
     _flush(session, rows, events)
     if revisions:
         session.execute(sa.update(EntryRevision).where(
@@ -135,7 +137,7 @@ def expire(session: Session, signer: jws.Signer, agencies: Sequence[AgencyRoute]
         routes = [Route(a, "lift", []) for a in agencies if a.id in held]
         events.append(log.event("entry.expired", issuer=state.issuer, entry_id=state.entry_id,
                                 revision=state.revision))
-        _write(routes, cause, signer, now, rows, events, issued)
+        _write([(r, cause) for r in routes], signer, now, rows, events, issued)
         state.status = "expired"
         state.updated_at = now
         session.add(state)
@@ -143,11 +145,27 @@ def expire(session: Session, signer: jws.Signer, agencies: Sequence[AgencyRoute]
     return issued
 
 
-def _write(routes: Sequence[Route], cause: Cause, signer: jws.Signer, now: datetime,
-           rows: list[dict[str, Any]], events: list[dict[str, Any]], issued: Issued) -> None:
-    for r in routes:
-        document = build(r, cause, now)
-        token = signer.sign_document(document, jws.TYP_DIRECTIVE)
+#: with a session, ``_write`` stores its rows this many at a time: while it does, a signing
+#: worker (keys/offload.py) signs the next ones
+_FLUSH_EVERY = 1000
+
+
+def _write(caused: Sequence[tuple[Route, Cause]], signer: jws.Signer, now: datetime,
+           rows: list[dict[str, Any]], events: list[dict[str, Any]], issued: Issued, *,
+           session: Session | None = None) -> None:
+    """The directives' rows and ``directive.issued`` events, in order, added to ``rows`` and
+    ``events``; with ``session``, stored (with the events before them) every
+    ``_FLUSH_EVERY`` rows. A worker process signs them if there is one (keys/offload.py),
+    while this one writes down those already signed."""
+    documents: list[dict[str, Any]] = []
+
+    def built() -> Iterator[bytes]:
+        for r, cause in caused:
+            documents.append(build(r, cause, now))
+            yield jws.canonical_json(documents[-1])
+
+    tokens = offload.sign_all(signer, built(), jws.TYP_DIRECTIVE)
+    for (r, cause), document, token in zip(caused, documents, tokens, strict=True):
         status = outbox_status(r.agency, r.action)
         rows.append({"directive_id": document["directive_id"], "agency": r.agency.id,
                      "action": r.action, "issuer": cause.issuer, "entry_id": cause.entry_id,
@@ -162,6 +180,10 @@ def _write(routes: Sequence[Route], cause: Cause, signer: jws.Signer, now: datet
                                 status=None if status == "pending" else status,
                                 policy=r.agency.policy, reroute=cause.reroute))
         issued.per_agency[r.agency.id] += 1
+        if session is not None and len(rows) >= _FLUSH_EVERY:
+            _flush(session, rows, events)
+            rows.clear()
+            events.clear()
 
 
 def issue(session: Session, signer: jws.Signer, caused: Sequence[tuple[Route, Cause]],
@@ -174,10 +196,9 @@ def issue(session: Session, signer: jws.Signer, caused: Sequence[tuple[Route, Ca
     events: list[dict[str, Any]] = []
     in_force = policy.active(session).digest if any(
         r.agency.policy is None for r, _ in caused) else None
-    for r, cause in caused:
-        if r.agency.policy is None:
-            r = replace(r, agency=replace(r.agency, policy=in_force))
-        _write([r], cause, signer, now, rows, events, issued)
+    _write([(replace(r, agency=replace(r.agency, policy=in_force))
+             if r.agency.policy is None else r, cause) for r, cause in caused],
+           signer, now, rows, events, issued)
     _flush(session, rows, events)
     return issued
 

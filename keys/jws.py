@@ -61,9 +61,18 @@ class Signer:
         public = raw_public_key(private_key.public_key())
         self.public_key = public
         self.kid = thumbprint(public)
-        seed = private_key.private_bytes_raw()
-        self._signing_key = nacl.signing.SigningKey(seed)
+        self._seed = private_key.private_bytes_raw()
+        self._signing_key = nacl.signing.SigningKey(self._seed)
         self._headers: dict[str, bytes] = {}
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Signer:
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def seed(self) -> bytes:
+        """The raw private key, for a signing worker of this same process (keys/offload.py):
+        never to be printed, logged or stored."""
+        return self._seed
 
     def sign(self, payload: bytes, typ: str) -> str:
         header = self._headers.get(typ)

@@ -1,36 +1,43 @@
-"""Signature checks in a worker process, so that the engine's own process goes on meanwhile.
+"""Signatures in a worker process, so that the engine's own process goes on meanwhile.
 
-Neither PyNaCl nor cryptography lets another thread run while it checks an Ed25519
+Neither PyNaCl nor cryptography lets another thread run while it signs or checks an Ed25519
 signature (measured here: a thread verifying beside one running Python takes as long as the
 two one after the other), so threads cannot use a spare core for them; a process can. On a
-machine with more than one core, the checks of a batch go to a worker process while the
-engine does the rest of its work (ingest: the next batch's entries while it admits this one;
-delivery: a batch's receipts while it records the last).
+machine with more than one core, a worker process
+- checks the next batch's entries while ingest admits this one (``check_elsewhere``), and a
+  batch's receipts while delivery records the last;
+- signs a batch's directives while routing builds and stores them (``sign_all``).
 
-What comes back is a hint, never a decision: which tokens verified under which public key.
-The caller still parses every token and checks everything else (key status, validity,
+A check that comes back is a hint, never a decision: which tokens verified under which public
+key. The caller still parses every token and checks everything else (key status, validity,
 schema, ...), and verifies in place any token the hint does not cover: no spare core, a
-worker that failed, a key that changed meanwhile. Either way the outcome is the same.
+worker that failed, a key that changed meanwhile. Signatures are deterministic, so a token
+signed by the worker is the same bytes as one signed in place. Either way the outcome is the
+same.
 
-``INTERDICT_CHECK_WORKERS`` sets the number of worker processes (0: check in place). The
-default is one on a machine with two cores or more, none on one core.
+``INTERDICT_SIGNATURE_WORKERS`` sets the number of worker processes (0: all in place). The
+default is one on a machine with two cores or more, none on one core. The workers are started
+with ``spawn``, which imports the program's main module again (Python's multiprocessing
+rule): a script that runs interdict must guard its work with ``if __name__ == "__main__"``.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from interdict.errors import VerificationError
 from interdict.keys import jws
 
-WORKERS_ENV = "INTERDICT_CHECK_WORKERS"
+WORKERS_ENV = "INTERDICT_SIGNATURE_WORKERS"
 _log = logging.getLogger(__name__)
 
 
@@ -101,8 +108,65 @@ def verify_all(tokens: Sequence[str], typ: str, keys: Mapping[str, bytes]) -> li
     return passed
 
 
+#: fewer documents than this are signed in place: the round trip to a worker costs more
+_LEAST_TO_SEND = 64
+#: documents per message to the worker: the first comes back soon, so the caller starts on it
+#: while the worker signs the rest
+_CHUNK = 250
+
+
+def sign_all(signer: jws.Signer, payloads: Iterable[bytes], typ: str) -> Iterator[str]:
+    """Each payload signed as a JWS compact of kind ``typ``, in order. With a worker process,
+    each chunk goes to it as soon as ``payloads`` has yielded it, so the worker signs while
+    the caller makes the next ones, and the caller then works on the first tokens while the
+    worker signs the last. Ed25519 signatures are deterministic: the tokens are the same
+    bytes as ``signer.sign`` makes in place."""
+    pool = _pool()
+    chunks: list[list[bytes]] = []
+    futures: list[Future[list[str]] | None] = []
+    items = iter(payloads)
+    while chunk := list(itertools.islice(items, _CHUNK)):
+        chunks.append(chunk)
+        future = None
+        if pool is not None and (len(chunk) >= _LEAST_TO_SEND or len(chunks) > 1):
+            try:
+                future = pool.submit(sign_chunk, signer.seed(), typ, chunk)
+            except RuntimeError:  # the pool broke or is shutting down
+                _discard_pool(broken=True)
+                pool = None
+        futures.append(future)
+    return _signed(signer, typ, chunks, futures)
+
+
+def _signed(signer: jws.Signer, typ: str, chunks: list[list[bytes]],
+            futures: list[Future[list[str]] | None]) -> Iterator[str]:
+    failed = False
+    for chunk, future in zip(chunks, futures, strict=True):
+        tokens = None
+        if future is not None and not failed:
+            try:
+                tokens = future.result()
+            except Exception as exc:
+                _log.warning("signing in a worker process failed (%s); signing in place "
+                             "from now on", exc)
+                _discard_pool(broken=True)
+                failed = True
+        yield from tokens if tokens is not None else (signer.sign(p, typ) for p in chunk)
+
+
+def sign_chunk(seed: bytes, typ: str, payloads: Sequence[bytes]) -> list[str]:
+    """Runs in the worker: the tokens for ``payloads``, signed with ``seed``."""
+    signer = _signer(seed)
+    return [signer.sign(payload, typ) for payload in payloads]
+
+
+@lru_cache(maxsize=8)
+def _signer(seed: bytes) -> jws.Signer:
+    return jws.Signer.from_seed(seed)
+
+
 def workers() -> int:
-    """Worker processes to use: ``INTERDICT_CHECK_WORKERS``, else one with a spare core."""
+    """Worker processes to use: ``INTERDICT_SIGNATURE_WORKERS``, else one with a spare core."""
     configured = os.environ.get(WORKERS_ENV, "").strip()
     if configured:
         try:

@@ -107,3 +107,26 @@ def test_a_receipt_verifies_the_same_with_and_without_the_hint() -> None:
             receipts.verify(forged, agency="travel", directive_id=DIRECTIVE, agency_keys=keys,
                             verified=verified)
         assert refused.value.code == "signature.invalid"
+
+
+@pytest.mark.usefixtures("workers")
+def test_documents_signed_by_a_worker_are_the_bytes_signed_in_place() -> None:
+    payloads = [jws.canonical_json({"n": i, "pad": "x" * 500}) for i in range(600)]
+    in_place = [ISSUER.sign(p, jws.TYP_DIRECTIVE) for p in payloads]
+    assert list(offload.sign_all(ISSUER, iter(payloads), jws.TYP_DIRECTIVE)) == in_place
+    pool = offload._pool()
+    assert pool is not None and not offload._BROKEN.is_set()  # the worker did sign
+    parsed = jws.parse(in_place[-1], jws.TYP_DIRECTIVE)
+    jws.verify_signature(parsed, ISSUER.public_key)
+
+
+@pytest.mark.usefixtures("workers")
+def test_a_chunk_a_worker_failed_to_sign_is_signed_in_place() -> None:
+    payloads = [[jws.canonical_json({"n": i})] for i in range(3)]
+    failed: Future[list[str]] = Future()
+    failed.set_exception(OSError("worker died"))
+    done: Future[list[str]] = Future()  # after a failure, not read: its token is wrong
+    done.set_result([ISSUER.sign(payloads[1][0], jws.TYP_DIRECTIVE)])
+    tokens = list(offload._signed(ISSUER, jws.TYP_DIRECTIVE, payloads, [None, failed, done]))
+    assert tokens == [ISSUER.sign(p[0], jws.TYP_DIRECTIVE) for p in payloads]
+    assert offload._BROKEN.is_set()
