@@ -157,22 +157,23 @@ def _write(caused: Sequence[tuple[Route, Cause]], signer: jws.Signer, now: datet
     ``events``; with ``session``, stored (with the events before them) every
     ``_FLUSH_EVERY`` rows. A worker process signs them if there is one (keys/offload.py),
     while this one writes down those already signed."""
-    documents: list[dict[str, Any]] = []
+    directive_ids: list[str] = []  # not the documents: a batch's would all be held at once
 
     def built() -> Iterator[bytes]:
         for r, cause in caused:
-            documents.append(build(r, cause, now))
-            yield jws.canonical_json(documents[-1])
+            document = build(r, cause, now)
+            directive_ids.append(document["directive_id"])
+            yield jws.canonical_json(document)
 
     tokens = offload.sign_all(signer, built(), jws.TYP_DIRECTIVE)
-    for (r, cause), document, token in zip(caused, documents, tokens, strict=True):
+    for (r, cause), directive_id, token in zip(caused, directive_ids, tokens, strict=True):
         status = outbox_status(r.agency, r.action)
-        rows.append({"directive_id": document["directive_id"], "agency": r.agency.id,
+        rows.append({"directive_id": directive_id, "agency": r.agency.id,
                      "action": r.action, "issuer": cause.issuer, "entry_id": cause.entry_id,
                      "revision": cause.revision, "jws": token, "status": status,
                      "attempts": 0, "next_attempt_at": None, "last_error": None,
                      "created_at": now, "delivered_at": None})
-        events.append(log.event("directive.issued", directive_id=document["directive_id"],
+        events.append(log.event("directive.issued", directive_id=directive_id,
                                 agency=r.agency.id, action=r.action, issuer=cause.issuer,
                                 entry_id=cause.entry_id, revision=cause.revision,
                                 entry_digest=cause.digest, kid=signer.kid,

@@ -44,8 +44,10 @@ def ingest_once(home: str, batch_size: int = DEFAULT_BATCH) -> Ingested:
             return Ingested(position=position)
         trust = TrustSnapshot.load(session)
         verified = _checks_ahead.take(home, position)
-        _checks_ahead.start(home, rows[-1].seq, inst.public.read_after(rows[-1].seq, batch_size),
-                            trust.keys_of("issuer"))
+        if offload.enabled():
+            _checks_ahead.start(home, rows[-1].seq,
+                                inst.public.read_after(rows[-1].seq, batch_size),
+                                trust.keys_of("issuer"))
         admission = Admission(trust, store.known_status(session, _claimed_keys(rows)), utcnow(),
                               policy.admission_policy(session), verified)
         outcomes = [admission.admit(row) for row in rows]

@@ -54,6 +54,12 @@ class Verified:
 
 
 NOTHING = Verified()
+#: fewer tokens than this are signed or checked in place: the round trip to a worker (and on
+#: first use, starting it) costs more than it saves
+_LEAST_TO_SEND = 64
+#: documents per message to the worker: the first comes back soon, so the caller starts on it
+#: while the worker signs the rest
+_CHUNK = 250
 
 
 class Pending:
@@ -77,10 +83,15 @@ class Pending:
         return Verified({self._tokens[i]: self._keys[kid] for i, kid in passed})
 
 
+def enabled() -> bool:
+    """Whether this process has a worker to send work to (it starts on first use)."""
+    return _pool() is not None
+
+
 def check_elsewhere(tokens: Sequence[str], typ: str, keys: Mapping[str, bytes]) -> Pending:
     """Start checking ``tokens`` (JWS compact, of kind ``typ``) against ``keys`` (kid to raw
     Ed25519 public key) in a worker process; without one, nothing is started."""
-    pool = _pool() if tokens and keys else None
+    pool = _pool() if len(tokens) >= _LEAST_TO_SEND and keys else None
     if pool is None:
         return Pending(None, tokens, keys)
     tokens, keys = list(tokens), dict(keys)
@@ -106,13 +117,6 @@ def verify_all(tokens: Sequence[str], typ: str, keys: Mapping[str, bytes]) -> li
         except VerificationError:
             continue
     return passed
-
-
-#: fewer documents than this are signed in place: the round trip to a worker costs more
-_LEAST_TO_SEND = 64
-#: documents per message to the worker: the first comes back soon, so the caller starts on it
-#: while the worker signs the rest
-_CHUNK = 250
 
 
 def sign_all(signer: jws.Signer, payloads: Iterable[bytes], typ: str) -> Iterator[str]:
@@ -141,7 +145,9 @@ def sign_all(signer: jws.Signer, payloads: Iterable[bytes], typ: str) -> Iterato
 def _signed(signer: jws.Signer, typ: str, chunks: list[list[bytes]],
             futures: list[Future[list[str]] | None]) -> Iterator[str]:
     failed = False
-    for chunk, future in zip(chunks, futures, strict=True):
+    for index, future in enumerate(futures):
+        # let go of each chunk and its tokens once they are handed on
+        chunk, chunks[index], futures[index] = chunks[index], [], None
         tokens = None
         if future is not None and not failed:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 import pytest
@@ -35,11 +36,12 @@ def tokens() -> dict[str, str]:
 
 
 @pytest.fixture
-def workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A worker process of this test's own, torn down after it."""
     monkeypatch.setenv(offload.WORKERS_ENV, "1")
     monkeypatch.setattr(offload, "_POOL", None)
     monkeypatch.setattr(offload, "_BROKEN", type(offload._BROKEN)())
+    monkeypatch.setattr(offload, "_LEAST_TO_SEND", 1)  # these tests send a few tokens
     yield
     offload.shutdown()
 
@@ -66,6 +68,7 @@ def test_checks_run_in_another_process_and_cover_only_what_verified() -> None:
 def test_without_workers_nothing_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(offload.WORKERS_ENV, "0")
     monkeypatch.setattr(offload, "_POOL", None)
+    monkeypatch.setattr(offload, "_LEAST_TO_SEND", 1)
     assert offload.check_elsewhere([tokens()["good"]], jws.TYP_ENTRY, KEYS).result() \
         is offload.NOTHING
     assert offload._POOL is None
@@ -109,6 +112,14 @@ def test_a_receipt_verifies_the_same_with_and_without_the_hint() -> None:
         assert refused.value.code == "signature.invalid"
 
 
+def test_a_few_tokens_are_checked_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(offload.WORKERS_ENV, "1")
+    monkeypatch.setattr(offload, "_POOL", None)
+    assert offload.check_elsewhere([tokens()["good"]] * (offload._LEAST_TO_SEND - 1),
+                                   jws.TYP_ENTRY, KEYS).result() is offload.NOTHING
+    assert offload._POOL is None  # no worker started for them
+
+
 @pytest.mark.usefixtures("workers")
 def test_documents_signed_by_a_worker_are_the_bytes_signed_in_place() -> None:
     payloads = [jws.canonical_json({"n": i, "pad": "x" * 500}) for i in range(600)]
@@ -127,6 +138,7 @@ def test_a_chunk_a_worker_failed_to_sign_is_signed_in_place() -> None:
     failed.set_exception(OSError("worker died"))
     done: Future[list[str]] = Future()  # after a failure, not read: its token is wrong
     done.set_result([ISSUER.sign(payloads[1][0], jws.TYP_DIRECTIVE)])
+    in_place = [ISSUER.sign(p[0], jws.TYP_DIRECTIVE) for p in payloads]
     tokens = list(offload._signed(ISSUER, jws.TYP_DIRECTIVE, payloads, [None, failed, done]))
-    assert tokens == [ISSUER.sign(p[0], jws.TYP_DIRECTIVE) for p in payloads]
+    assert tokens == in_place
     assert offload._BROKEN.is_set()
