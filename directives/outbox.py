@@ -165,7 +165,7 @@ def _write(caused: Sequence[tuple[Route, Cause]], signer: jws.Signer, now: datet
             directive_ids.append(document["directive_id"])
             yield jws.canonical_json(document)
 
-    tokens = offload.sign_all(signer, built(), jws.TYP_DIRECTIVE)
+    tokens = offload.sign_all(signer, built(), jws.TYP_DIRECTIVE)  # has read all of built()
     for (r, cause), directive_id, token in zip(caused, directive_ids, tokens, strict=True):
         status = outbox_status(r.agency, r.action)
         rows.append({"directive_id": directive_id, "agency": r.agency.id,
