@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from interdict.directives.throttle import DeliveryPolicy, RateLimiter
 from interdict.flows.dispatch import deliver_once, plan_once
 from interdict.flows.ingest import ingest_once
 from interdict.installation import Installation
+from interdict.keys import offload
 from interdict.storage import transaction
 from interdict.storage.models import Receipt
 from tests.directives.conftest import (
@@ -165,6 +167,51 @@ def test_a_receipt_with_a_bad_signature_is_dead_lettered_then_retried(
     assert len(hooks.receiver.received()) == 2  # applied on the first attempt, once
     requeued = [e for e in events(installation) if e["action"] == "directive.requeued"]
     assert len(requeued) == 2 and requeued[0]["actor"].startswith("operator:")
+
+
+@pytest.mark.parametrize("signature_workers", ["0", "1"])
+def test_bad_receipts_in_a_batch_checked_by_a_worker_fail_alone(
+        signature_workers: str, installation: Installation, make_entry: Make,
+        webhook_agency: MakeAgency, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch big enough for the signature worker (keys/offload.py): its hint covers the
+    good receipts only, and the bad ones fail as they do when checked in place."""
+    monkeypatch.setenv(offload.WORKERS_ENV, signature_workers)
+    monkeypatch.setattr(offload, "_POOL", None)
+    hints: list[offload.Verified] = []
+    check = offload.check_elsewhere
+    monkeypatch.setattr(offload, "check_elsewhere", lambda tokens, typ, keys: (
+        hints.append(check(tokens, typ, keys).result()), _Done(hints[-1]))[1])
+    hooks = webhook_agency(max_attempts=3, breaker_failures=1000)
+    publish(installation, *entries(make_entry, 80))
+    route(installation)
+    bad = {r.directive_id for r in directives(installation)[::10]}
+    hooks.receiver.fault = lambda directive_id, n: "bad-receipt" if directive_id in bad else "ok"
+    try:
+        outcome = deliver(installation, clock)
+        # the worker verified exactly the good receipts; without one, nothing went to it
+        assert sum(len(h.keys_by_token) for h in hints) == (72 if signature_workers == "1"
+                                                            else 0)
+        assert (outcome.delivered, outcome.failed) == (72, 8)
+        assert {r.directive_id for r in directives(installation) if r.status == "pending"} \
+            == bad
+        clock.advance(10)
+        rounds(installation, clock, 3)  # the bad ones run out of attempts
+    finally:
+        offload.shutdown()
+    dead = [r for r in directives(installation) if r.status == "dead"]
+    assert {r.directive_id for r in dead} == bad
+    assert all(r.last_error.startswith("signature.invalid") for r in dead)
+    assert_exactly_once(installation, hooks)
+
+
+@dataclass
+class _Done:
+    """A finished ``offload.Pending``."""
+
+    verified: offload.Verified
+
+    def result(self) -> offload.Verified:
+        return self.verified
 
 
 def test_an_agency_down_for_a_whole_run_then_back(installation: Installation,
