@@ -114,6 +114,8 @@ key_app = typer.Typer(help="An issuer's keys over time: add a new one, retire or
 issuer_app.add_typer(key_app, name="key")
 KidArg = Annotated[str, typer.Argument(metavar="KID", help="The key id (RFC 7638 thumbprint), "
                                                            "as `issuer show ID` lists it")]
+#: one key id in 64 begins with "-" (base64url): it is a KID here, not an unknown option
+TAKES_KID = {"ignore_unknown_options": True}
 
 
 @key_app.command("add")
@@ -136,7 +138,7 @@ def key_add(
     out.print(f"issuer {issuer_id}: key {kid} added")
 
 
-@key_app.command("retire")
+@key_app.command("retire", context_settings=TAKES_KID)
 def key_retire(ctx: typer.Context, issuer_id: Annotated[str, typer.Argument(metavar="ID")],
                kid: KidArg) -> None:
     """End a key's validity now: it still verifies entries published while it was valid."""
@@ -144,7 +146,7 @@ def key_retire(ctx: typer.Context, issuer_id: Annotated[str, typer.Argument(meta
     out.print(f"issuer {issuer_id}: key {kid} retired; valid until {_iso(key.valid_until)}")
 
 
-@key_app.command("revoke")
+@key_app.command("revoke", context_settings=TAKES_KID)
 def key_revoke(ctx: typer.Context, issuer_id: Annotated[str, typer.Argument(metavar="ID")],
                kid: KidArg) -> None:
     """Withdraw all trust from a key (lost or compromised): nothing it signed is accepted

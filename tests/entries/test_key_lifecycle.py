@@ -184,6 +184,22 @@ def test_issuer_key_commands(installation: Installation, capsys: pytest.CaptureF
     assert code == 1 and err.startswith("error[issuer.unknown]")
 
 
+def test_a_key_id_that_begins_with_a_dash_is_not_an_option(
+        installation: Installation, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Base64url thumbprints begin with "-" one time in 64."""
+    monkeypatch.setenv("INTERDICT_HOME", str(installation.home.root))
+    dashed = next(signer for signer in (jws.Signer(Ed25519PrivateKey.generate())
+                                        for _ in range(10_000)) if signer.kid.startswith("-"))
+    pem = tmp_path / "dashed.pem"
+    pem.write_text(public_key_to_pem(dashed.public_key))
+    assert run(capsys, "issuer", "key", "add", "court-7", "--public-key", str(pem))[0] == 0
+    code, out, err = run(capsys, "issuer", "key", "retire", "court-7", dashed.kid)
+    assert code == 0 and f"key {dashed.kid} retired" in out, err
+    code, out, err = run(capsys, "issuer", "key", "revoke", "court-7", dashed.kid)
+    assert code == 0 and f"key {dashed.kid} revoked" in out, err
+
+
 # -- quarantine retry --------------------------------------------------------------------------
 
 def test_quarantine_retry_after_a_key_was_added_late(
