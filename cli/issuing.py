@@ -114,8 +114,9 @@ key_app = typer.Typer(help="An issuer's keys over time: add a new one, retire or
 issuer_app.add_typer(key_app, name="key")
 KidArg = Annotated[str, typer.Argument(metavar="KID", help="The key id (RFC 7638 thumbprint), "
                                                            "as `issuer show ID` lists it")]
-#: one key id in 64 begins with "-" (base64url): it is a KID here, not an unknown option
-TAKES_KID = {"ignore_unknown_options": True}
+#: one key id in 64 begins with "-" (base64url): after the ID, every word is an argument, so
+#: such a KID is not read as options (``-nRuc...h...`` would have been ``-h``, help)
+TAKES_KID = {"allow_interspersed_args": False}
 
 
 @key_app.command("add")
