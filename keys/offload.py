@@ -175,20 +175,25 @@ def workers() -> int:
     """Worker processes to use: ``INTERDICT_SIGNATURE_WORKERS``, else one with a spare core."""
     configured = os.environ.get(WORKERS_ENV, "").strip()
     if configured:
-        try:
-            return max(int(configured), 0)
-        except ValueError:
-            _log.warning("%s=%r is not a number; checking signatures in place",
-                         WORKERS_ENV, configured)
-            return 0
+        return _configured(configured)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
         os.cpu_count() or 1
     return 1 if cores > 1 else 0
 
 
+@lru_cache(maxsize=8)  # one warning per value, not one per batch
+def _configured(value: str) -> int:
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        _log.warning("%s=%r is not a number of processes; signatures are made and checked "
+                     "in the engine's process", WORKERS_ENV, value)
+        return 0
+
+
 _POOL: ProcessPoolExecutor | None = None
 _POOL_GUARD = threading.Lock()
-_BROKEN = threading.Event()  # a worker failed: this process checks in place from then on
+_BROKEN = threading.Event()  # a worker failed: this process works in place from then on
 
 
 def _pool() -> ProcessPoolExecutor | None:

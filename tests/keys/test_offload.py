@@ -74,6 +74,17 @@ def test_without_workers_nothing_is_started(monkeypatch: pytest.MonkeyPatch) -> 
     assert offload._POOL is None
 
 
+def test_a_setting_that_is_not_a_number_means_no_worker_and_one_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv(offload.WORKERS_ENV, "two")
+    assert (offload.workers(), offload.workers()) == (0, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "INTERDICT_SIGNATURE_WORKERS='two' is not a number of processes; signatures are made "
+        "and checked in the engine's process"]
+    monkeypatch.setenv(offload.WORKERS_ENV, " 2 ")
+    assert offload.workers() == 2
+
+
 @pytest.mark.usefixtures("workers")
 def test_a_failed_worker_means_checking_in_place_from_then_on(
         caplog: pytest.LogCaptureFixture) -> None:
