@@ -78,8 +78,9 @@ def floor(entries: int) -> dict[str, Any] | None:
     progress.say(f"floor: {result['entries_per_s']} entries/s")
     # What delivery adds at least (bench/delivery_floor.py), for the best ratio reachable here.
     added = _json_line(["-m", "interdict.bench.delivery_floor", str(SHARED_FLOOR), str(entries)])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        os.cpu_count() or 1
+    from interdict.keys.offload import usable_cores
+
+    cores = usable_cores()
     result["delivery_us_per_entry"] = added["us_per_entry"]
     result["best_ratio_here"] = round(best_ratio(result["us_per_entry"], added["us_per_entry"],
                                                  cores), 3)

@@ -176,9 +176,14 @@ def workers() -> int:
     configured = os.environ.get(WORKERS_ENV, "").strip()
     if configured:
         return _configured(configured)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        os.cpu_count() or 1
-    return 1 if cores > 1 else 0
+    return 1 if usable_cores() > 1 else 0
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @lru_cache(maxsize=8)  # one warning per value, not one per batch

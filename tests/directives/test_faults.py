@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +176,10 @@ def test_bad_receipts_in_a_batch_checked_by_a_worker_fail_alone(
     good receipts only, and the bad ones fail as they do when checked in place."""
     monkeypatch.setenv(offload.WORKERS_ENV, signature_workers)
     monkeypatch.setattr(offload, "_POOL", None)
-    hints: list[offload.Verified] = []
+    started: list[offload.Pending] = []
     check = offload.check_elsewhere
     monkeypatch.setattr(offload, "check_elsewhere", lambda tokens, typ, keys: (
-        hints.append(check(tokens, typ, keys).result()), _Done(hints[-1]))[1])
+        started.append(check(tokens, typ, keys)), started[-1])[1])
     hooks = webhook_agency(max_attempts=3, breaker_failures=1000)
     publish(installation, *entries(make_entry, 80))
     route(installation)
@@ -189,6 +188,7 @@ def test_bad_receipts_in_a_batch_checked_by_a_worker_fail_alone(
     try:
         outcome = deliver(installation, clock)
         # the worker verified exactly the good receipts; without one, nothing went to it
+        hints = [pending.result() for pending in started]
         assert sum(len(h.keys_by_token) for h in hints) == (72 if signature_workers == "1"
                                                             else 0)
         assert (outcome.delivered, outcome.failed) == (72, 8)
@@ -202,16 +202,6 @@ def test_bad_receipts_in_a_batch_checked_by_a_worker_fail_alone(
     assert {r.directive_id for r in dead} == bad
     assert all(r.last_error.startswith("signature.invalid") for r in dead)
     assert_exactly_once(installation, hooks)
-
-
-@dataclass
-class _Done:
-    """A finished ``offload.Pending``."""
-
-    verified: offload.Verified
-
-    def result(self) -> offload.Verified:
-        return self.verified
 
 
 def test_an_agency_down_for_a_whole_run_then_back(installation: Installation,
