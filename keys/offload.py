@@ -19,6 +19,9 @@ same.
 default is one on a machine with two cores or more, none on one core. The workers are started
 with ``spawn``, which imports the program's main module again (Python's multiprocessing
 rule): a script that runs interdict must guard its work with ``if __name__ == "__main__"``.
+
+With ``INTERDICT_DASK_SCHEDULER`` set, the checks go to a Dask cluster instead (keys/cluster.py);
+signing stays in the local worker, beside the engine's private key.
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from interdict.errors import VerificationError
-from interdict.keys import jws
+from interdict.keys import cluster, jws
 
 WORKERS_ENV = "INTERDICT_SIGNATURE_WORKERS"
 _log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ NOTHING = Verified()
 #: fewer tokens than this are signed or checked in place: the round trip to a worker (and on
 #: first use, starting it) costs more than it saves
 _LEAST_TO_SEND = 64
+#: a worker answers a batch in well under a second; one that has not in this long (a cluster
+#: with no workers left, say) is given up on, and the batch is checked in place
+_ANSWER_TIMEOUT_S = 120.0
 #: documents per message to the worker: the first comes back soon, so the caller starts on it
 #: while the worker signs the rest
 _CHUNK = 250
@@ -74,30 +80,33 @@ class Pending:
         if self._future is None:
             return NOTHING
         try:
-            passed = self._future.result()
+            passed = self._future.result(timeout=_ANSWER_TIMEOUT_S)
         except Exception as exc:
-            _log.warning("signature checks in a worker process failed (%s); checking in "
-                         "place from now on", exc)
+            _log.warning("signature checks in a worker process or on the cluster failed "
+                         "(%s); checking in place from now on", exc or type(exc).__name__)
             _discard_pool(broken=True)
             return NOTHING
         return Verified({self._tokens[i]: self._keys[kid] for i, kid in passed})
 
 
 def enabled() -> bool:
-    """Whether this process has a worker to send work to (it starts on first use)."""
-    return _pool() is not None
+    """Whether this process has somewhere to send checks (a worker starts on first use)."""
+    return _checker() is not None
 
 
 def check_elsewhere(tokens: Sequence[str], typ: str, keys: Mapping[str, bytes]) -> Pending:
     """Start checking ``tokens`` (JWS compact, of kind ``typ``) against ``keys`` (kid to raw
-    Ed25519 public key) in a worker process; without one, nothing is started."""
-    pool = _pool() if len(tokens) >= _LEAST_TO_SEND and keys else None
+    Ed25519 public key) on a Dask cluster or in a worker process; without either, nothing is
+    started."""
+    pool = _checker() if len(tokens) >= _LEAST_TO_SEND and keys else None
     if pool is None:
         return Pending(None, tokens, keys)
     tokens, keys = list(tokens), dict(keys)
     try:
         future = pool.submit(verify_all, tokens, typ, keys)
-    except RuntimeError:  # the pool broke or is shutting down
+    except Exception as exc:  # the pool broke or is shutting down, the cluster is gone, ...
+        _log.warning("could not hand signature checks to a worker process or the cluster "
+                     "(%s); checking in place from now on", exc or type(exc).__name__)
         _discard_pool(broken=True)
         return Pending(None, tokens, keys)
     return Pending(future, tokens, keys)
@@ -201,6 +210,13 @@ _POOL_GUARD = threading.Lock()
 _BROKEN = threading.Event()  # a worker failed: this process works in place from then on
 
 
+def _checker() -> Executor | None:
+    """Where checks go: the Dask cluster if one is named and answers, else the local pool."""
+    if _BROKEN.is_set():
+        return None
+    return cluster.executor() or _pool()
+
+
 def _pool() -> ProcessPoolExecutor | None:
     global _POOL
     with _POOL_GUARD:
@@ -219,10 +235,12 @@ def _discard_pool(*, broken: bool = False) -> None:
         pool, _POOL = _POOL, None
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
+    cluster.close()
 
 
 def shutdown() -> None:
-    """Stop the worker processes (they start again when next needed)."""
+    """Stop the worker processes and leave the Dask cluster (both start again when next
+    needed)."""
     _discard_pool()
 
 

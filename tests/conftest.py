@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ os.environ.setdefault("INTERDICT_KEY_KDF_ROUNDS", "1")
 os.environ.pop("INTERDICT_HOME", None)
 os.environ.pop("INTERDICT_DATABASE_URL", None)
 os.environ.pop("INTERDICT_PUBLIC_DATABASE_URL", None)
+os.environ.pop("INTERDICT_DASK_SCHEDULER", None)
 
 from interdict.flows.runtime import apply_defaults
 
@@ -71,6 +73,39 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# -- where signatures are checked (keys/offload.py) -----------------------------------------
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """A real Dask cluster on this machine: a scheduler and one worker process."""
+    distributed = pytest.importorskip("distributed", reason="the Dask tests need distributed "
+                                      "(pip install -e '.[test]')")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture
+def checks_on(monkeypatch: pytest.MonkeyPatch,
+              request: pytest.FixtureRequest) -> Iterator[Callable[[str], None]]:
+    """Sends this test's signature checks to ``"0"``: nowhere (in place), ``"1"``: a worker
+    process of its own, ``"dask"``: the Dask cluster (and signing stays in place)."""
+    from interdict.keys import cluster, offload
+
+    monkeypatch.setattr(offload, "_POOL", None)
+    monkeypatch.setattr(offload, "_BROKEN", threading.Event())
+    monkeypatch.setattr(cluster, "_FAILED", set())
+
+    def place(where: str) -> None:
+        if where == "dask":
+            monkeypatch.setenv(cluster.SCHEDULER_ENV, request.getfixturevalue("dask_scheduler"))
+            where = "0"
+        monkeypatch.setenv(offload.WORKERS_ENV, where)
+
+    yield place
+    offload.shutdown()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

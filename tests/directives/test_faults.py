@@ -168,14 +168,15 @@ def test_a_receipt_with_a_bad_signature_is_dead_lettered_then_retried(
     assert len(requeued) == 2 and requeued[0]["actor"].startswith("operator:")
 
 
-@pytest.mark.parametrize("signature_workers", ["0", "1"])
+@pytest.mark.parametrize("checks", ["0", "1", "dask"])
 def test_bad_receipts_in_a_batch_checked_by_a_worker_fail_alone(
-        signature_workers: str, installation: Installation, make_entry: Make,
-        webhook_agency: MakeAgency, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch big enough for the signature worker (keys/offload.py): its hint covers the
-    good receipts only, and the bad ones fail as they do when checked in place."""
-    monkeypatch.setenv(offload.WORKERS_ENV, signature_workers)
-    monkeypatch.setattr(offload, "_POOL", None)
+        checks: str, checks_on: Callable[[str], None], installation: Installation,
+        make_entry: Make, webhook_agency: MakeAgency, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch big enough for the signature worker or the Dask cluster (keys/offload.py): its
+    hint covers the good receipts only, and the bad ones fail as they do when checked in
+    place."""
+    checks_on(checks)
     started: list[offload.Pending] = []
     check = offload.check_elsewhere
     monkeypatch.setattr(offload, "check_elsewhere", lambda tokens, typ, keys: (
@@ -185,19 +186,14 @@ def test_bad_receipts_in_a_batch_checked_by_a_worker_fail_alone(
     route(installation)
     bad = {r.directive_id for r in directives(installation)[::10]}
     hooks.receiver.fault = lambda directive_id, n: "bad-receipt" if directive_id in bad else "ok"
-    try:
-        outcome = deliver(installation, clock)
-        # the worker verified exactly the good receipts; without one, nothing went to it
-        hints = [pending.result() for pending in started]
-        assert sum(len(h.keys_by_token) for h in hints) == (72 if signature_workers == "1"
-                                                            else 0)
-        assert (outcome.delivered, outcome.failed) == (72, 8)
-        assert {r.directive_id for r in directives(installation) if r.status == "pending"} \
-            == bad
-        clock.advance(10)
-        rounds(installation, clock, 3)  # the bad ones run out of attempts
-    finally:
-        offload.shutdown()
+    outcome = deliver(installation, clock)
+    # the worker verified exactly the good receipts; without one, nothing went to it
+    hints = [pending.result() for pending in started]
+    assert sum(len(h.keys_by_token) for h in hints) == (72 if checks != "0" else 0)
+    assert (outcome.delivered, outcome.failed) == (72, 8)
+    assert {r.directive_id for r in directives(installation) if r.status == "pending"} == bad
+    clock.advance(10)
+    rounds(installation, clock, 3)  # the bad ones run out of attempts
     dead = [r for r in directives(installation) if r.status == "dead"]
     assert {r.directive_id for r in dead} == bad
     assert all(r.last_error.startswith("signature.invalid") for r in dead)

@@ -105,18 +105,17 @@ def test_a_mixed_batch_accepts_every_good_entry_and_quarantines_each_bad_one(
     assert report["checkpoint"]["size"] == len(events(installation))
 
 
-@pytest.mark.parametrize("check_workers", ["0", "1"])
+@pytest.mark.parametrize("checks", ["0", "1", "dask"])
 def test_entries_checked_ahead_in_a_worker_meet_the_same_refusals(
-        check_workers: str, installation: Installation, make_entry: Make,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        checks: str, checks_on: Callable[[str], None], installation: Installation,
+        make_entry: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of two: from the second batch on, its signatures were checked in a worker
-    process (keys/offload.py) while the one before was admitted; without a worker, none is
-    started and every signature is checked in place."""
+    process or on a Dask cluster (keys/offload.py) while the one before was admitted; with
+    neither, nothing is started and every signature is checked in place."""
     from interdict.flows.ingest import ingest_once
     from interdict.keys import offload
 
-    monkeypatch.setenv(offload.WORKERS_ENV, check_workers)
-    monkeypatch.setattr(offload, "_POOL", None)
+    checks_on(checks)
     monkeypatch.setattr(offload, "_LEAST_TO_SEND", 1)  # batches of two go to the worker
     started: list[offload.Pending] = []
     check = offload.check_elsewhere
@@ -128,15 +127,12 @@ def test_entries_checked_ahead_in_a_worker_meet_the_same_refusals(
         make_entry(entry_id="court-7/a", op="amend", revision=2)])
     installation.public.publish([good[0], bad["signature.invalid"], good[1],
                                  bad["issuer.unknown"], good[2], bad["revision.replay"]])
-    try:
-        while ingest_once(str(installation.home.root), 2).read:
-            pass
-        # batches 2 and 3 were checked ahead: in the worker, their good entries verified
-        hints = [pending.result().keys_by_token for pending in started]
-    finally:
-        offload.shutdown()
+    while ingest_once(str(installation.home.root), 2).read:
+        pass
+    # batches 2 and 3 were checked ahead: elsewhere, their good entries verified
+    hints = [pending.result().keys_by_token for pending in started]
     checked_ahead = [{good[1]}, {good[2], bad["revision.replay"]}, set()]  # replay: signed well
-    assert [set(h) for h in hints] == (checked_ahead if check_workers == "1" else [])
+    assert [set(h) for h in hints] == (checked_ahead if checks != "0" else [])
     quarantined = {q.reason: q.public_seq for q in rows(installation, QuarantinedEntry)}
     assert quarantined == {"signature.invalid": 2, "issuer.unknown": 4, "revision.replay": 6}
     accepted = {(r.entry_id, r.revision) for r in rows(installation, EntryRevision)}
