@@ -21,7 +21,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,13 @@ class Delivered:
     dead: int = 0
     attempted: int = 0
     circuit_open: bool = False  # the run stopped (or never started) because of the breaker
+
+    def add(self, later: Delivered) -> None:
+        """Count a later run's outcome in this one; the breaker is as the later run left it."""
+        for count in fields(self):
+            if count.name != "circuit_open":
+                setattr(self, count.name, getattr(self, count.name) + getattr(later, count.name))
+        self.circuit_open = later.circuit_open
 
 
 def deliver_agency(db: sa.Engine, adapter: Adapter, agency_keys: Mapping[str, bytes],

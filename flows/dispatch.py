@@ -1,22 +1,25 @@
-"""The dispatch flow: route accepted revisions into the outbox, then deliver per agency.
+"""The dispatch flow: route accepted revisions into the outbox, and deliver per agency.
 
 One task per batch of revisions, and one delivery task per agency run concurrently, so a slow
-or absent agency never holds back another.
+or absent agency never holds back another. Delivery starts alongside routing and follows it,
+batch by batch (flows/handover.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 import sqlalchemy as sa
 from prefect import flow, task
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 
 from interdict import progress
 from interdict.directives import Delivered, Issued, agency_routes, deliver_agency, expire, plan
 from interdict.directives.delivery import Clock
 from interdict.directives.throttle import DeliveryPolicy
+from interdict.flows import handover
 from interdict.flows.runtime import installation
 from interdict.keys import truststore
 from interdict.storage import transaction, utcnow
@@ -39,7 +42,10 @@ class Dispatched:
 def plan_once(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
     inst = installation(home)
     with transaction(inst.db) as session:
-        return plan(session, inst.engine_signer, agency_routes(session), batch_size, utcnow())
+        issued = plan(session, inst.engine_signer, agency_routes(session), batch_size, utcnow())
+    if issued.causes:
+        handover.routed(home)
+    return issued
 
 
 def expire_once(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
@@ -72,7 +78,10 @@ def expire_batch(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
 # The one task that talks to other systems retries: a lock timeout on a busy SQLite or a
 # dropped connection fails one delivery pass, and a rerun is safe (claims and directive ids).
 @task(name="deliver", task_run_name="deliver-{agency}", retries=2, retry_delay_seconds=5)
-def deliver_to(home: str, agency: str) -> Delivered:
+def deliver_to(home: str, agency: str, following: bool = False) -> Delivered:
+    """With ``following``, delivery goes on while routing in this process stores batches."""
+    if following:
+        return handover.follow(home, partial(deliver_once, home, agency))
     return deliver_once(home, agency)
 
 
@@ -95,20 +104,34 @@ def expire_all(home: str, batch_size: int, report: Dispatched) -> None:
         report.add_issued(batch)
 
 
-def deliver_all(home: str, report: Dispatched) -> None:
+Deliveries = dict[str, PrefectFuture[Delivered]]
+
+
+def start_delivering(home: str, *, following: bool = False) -> Deliveries:
+    """One delivery task per agency, started; ``following`` routing (see deliver_to)."""
     agencies = installation(home).agency_ids()
-    futures = {agency: deliver_to.submit(home, agency) for agency in agencies}
-    wait(list(futures.values()))
-    for agency, future in futures.items():
+    return {agency: deliver_to.submit(home, agency, following) for agency in agencies}
+
+
+def finish_delivering(deliveries: Deliveries, report: Dispatched) -> None:
+    wait(list(deliveries.values()))
+    for agency, future in deliveries.items():
         report.delivered[agency] = future.result()
+
+
+def deliver_all(home: str, report: Dispatched) -> None:
+    finish_delivering(start_delivering(home), report)
 
 
 @flow(name="dispatch")
 def dispatch(home: str, batch_size: int = DEFAULT_BATCH) -> Dispatched:
-    """Route what ingest accepted, then deliver the outbox to every agency concurrently."""
+    """Route what ingest accepted, delivering the outbox to every agency concurrently from
+    the first routed batch on."""
     report = Dispatched()
-    route_all(home, batch_size, report)
-    deliver_all(home, report)
+    with handover.routing(home):
+        deliveries = start_delivering(home, following=True)
+        route_all(home, batch_size, report)
+    finish_delivering(deliveries, report)
     return report
 
 

@@ -1,7 +1,9 @@
 """The main job: ingest, lift what expired, route and deliver, then sign a checkpoint.
 
 Expiry runs before delivery (not after, as a separate lift flow would) so that the lifts it
-causes go out in the same run as everything else.
+causes go out in the same run as everything else. Delivery starts with routing and follows
+it batch by batch (flows/handover.py): the "route" phase ends when routing does, and
+"deliver" is what delivery still had to do then.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import Any
 
 from prefect import flow
 
+from interdict.flows import handover
 from interdict.flows.checkpoint import Signed, sign_head
 from interdict.flows.dispatch import (
     DEFAULT_BATCH,
     Dispatched,
-    deliver_all,
     expire_all,
+    finish_delivering,
     route_all,
+    start_delivering,
 )
 from interdict.flows.ingest import Ingested, ingest_all
 
@@ -62,17 +66,19 @@ def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
 
 @flow(name="sync")
 def sync(home: str, batch_size: int = DEFAULT_BATCH) -> SyncReport:
-    """ingest -> lift expired -> route -> deliver -> checkpoint."""
+    """ingest -> lift expired -> route, with delivery alongside -> checkpoint."""
     seconds: dict[str, float] = {}
     dispatched = Dispatched()
     with timed(seconds, "ingest"):
         ingested = ingest_all(home, batch_size)
     with timed(seconds, "expire"):
         expire_all(home, batch_size, dispatched)
-    with timed(seconds, "route"):
-        route_all(home, batch_size, dispatched)
+    with handover.routing(home):
+        deliveries = start_delivering(home, following=True)
+        with timed(seconds, "route"):
+            route_all(home, batch_size, dispatched)
     with timed(seconds, "deliver"):
-        deliver_all(home, dispatched)
+        finish_delivering(deliveries, dispatched)
     with timed(seconds, "checkpoint"):
         signed = sign_head(home)
     return SyncReport(ingested, dispatched, signed, seconds)
