@@ -123,15 +123,21 @@ def deliver_all(home: str, report: Dispatched) -> None:
     finish_delivering(start_delivering(home), report)
 
 
+def route_with_deliveries(home: str, batch_size: int, report: Dispatched) -> Deliveries:
+    """Route everything, each agency's delivery started first and following; they end once
+    routing has (``finish_delivering`` waits for them)."""
+    with handover.routing(home):
+        deliveries = start_delivering(home, following=True)
+        route_all(home, batch_size, report)
+    return deliveries
+
+
 @flow(name="dispatch")
 def dispatch(home: str, batch_size: int = DEFAULT_BATCH) -> Dispatched:
     """Route what ingest accepted, delivering the outbox to every agency concurrently from
     the first routed batch on."""
     report = Dispatched()
-    with handover.routing(home):
-        deliveries = start_delivering(home, following=True)
-        route_all(home, batch_size, report)
-    finish_delivering(deliveries, report)
+    finish_delivering(route_with_deliveries(home, batch_size, report), report)
     return report
 
 

@@ -16,15 +16,13 @@ from typing import Any
 
 from prefect import flow
 
-from interdict.flows import handover
 from interdict.flows.checkpoint import Signed, sign_head
 from interdict.flows.dispatch import (
     DEFAULT_BATCH,
     Dispatched,
     expire_all,
     finish_delivering,
-    route_all,
-    start_delivering,
+    route_with_deliveries,
 )
 from interdict.flows.ingest import Ingested, ingest_all
 
@@ -73,10 +71,8 @@ def sync(home: str, batch_size: int = DEFAULT_BATCH) -> SyncReport:
         ingested = ingest_all(home, batch_size)
     with timed(seconds, "expire"):
         expire_all(home, batch_size, dispatched)
-    with handover.routing(home):
-        deliveries = start_delivering(home, following=True)
-        with timed(seconds, "route"):
-            route_all(home, batch_size, dispatched)
+    with timed(seconds, "route"):
+        deliveries = route_with_deliveries(home, batch_size, dispatched)
     with timed(seconds, "deliver"):
         finish_delivering(deliveries, dispatched)
     with timed(seconds, "checkpoint"):

@@ -85,9 +85,7 @@ def mutated_tokens(draw: st.DrawFn) -> str:
         elif kind == "truncate":
             token = token[:at]
         else:
-            parts = token.split(".")
-            draw(st.randoms()).shuffle(parts)
-            token = ".".join(parts)
+            token = ".".join(draw(st.permutations(token.split("."))))
     return token
 
 
