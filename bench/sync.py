@@ -215,8 +215,8 @@ def sync_without_prefect(home: str, batch: int) -> tuple[float, dict[str, float]
             pass
     agencies = installation(home).agency_ids()
     with ThreadPoolExecutor(max(len(agencies), 1)) as pool:
-        with handover.routing(home):  # delivery follows routing, as in the flow
-            deliveries = [pool.submit(handover.follow, home, partial(deliver_once, home, a))
+        with handover.routing(home) as routing:  # delivery follows routing, as in the flow
+            deliveries = [pool.submit(handover.follow, routing, partial(deliver_once, home, a))
                           for a in agencies]
             with timed(seconds, "route"):
                 while plan_once(home, batch).causes:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 from prefect import flow, task
 from prefect.futures import PrefectFuture, wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from interdict import progress
 from interdict.directives import Delivered, Issued, agency_routes, deliver_agency, expire, plan
@@ -78,10 +80,10 @@ def expire_batch(home: str, batch_size: int = DEFAULT_BATCH) -> Issued:
 # The one task that talks to other systems retries: a lock timeout on a busy SQLite or a
 # dropped connection fails one delivery pass, and a rerun is safe (claims and directive ids).
 @task(name="deliver", task_run_name="deliver-{agency}", retries=2, retry_delay_seconds=5)
-def deliver_to(home: str, agency: str, following: bool = False) -> Delivered:
-    """With ``following``, delivery goes on while routing in this process stores batches."""
-    if following:
-        return handover.follow(home, partial(deliver_once, home, agency))
+def deliver_to(home: str, agency: str, following: int | None = None) -> Delivered:
+    """``following``: the routing (flows/handover.py) to deliver alongside, until it ends."""
+    if following is not None:
+        return handover.follow(following, partial(deliver_once, home, agency))
     return deliver_once(home, agency)
 
 
@@ -107,8 +109,8 @@ def expire_all(home: str, batch_size: int, report: Dispatched) -> None:
 Deliveries = dict[str, PrefectFuture[Delivered]]
 
 
-def start_delivering(home: str, *, following: bool = False) -> Deliveries:
-    """One delivery task per agency, started; ``following`` routing (see deliver_to)."""
+def start_delivering(home: str, *, following: int | None = None) -> Deliveries:
+    """One delivery task per agency, started; ``following`` a routing (see deliver_to)."""
     agencies = installation(home).agency_ids()
     return {agency: deliver_to.submit(home, agency, following) for agency in agencies}
 
@@ -125,14 +127,24 @@ def deliver_all(home: str, report: Dispatched) -> None:
 
 def route_with_deliveries(home: str, batch_size: int, report: Dispatched) -> Deliveries:
     """Route everything, each agency's delivery started first and following; they end once
-    routing has (``finish_delivering`` waits for them)."""
-    with handover.routing(home):
-        deliveries = start_delivering(home, following=True)
-        route_all(home, batch_size, report)
+    routing has (``finish_delivering`` waits for them). If routing fails, what it stored
+    is delivered before the failure goes on: the flow's end would cancel a delivery task
+    that had not started yet."""
+    deliveries: Deliveries = {}
+    try:
+        with handover.routing(home) as routing:
+            deliveries = start_delivering(home, following=routing)
+            route_all(home, batch_size, report)
+    except Exception:
+        wait(list(deliveries.values()))
+        raise
     return deliveries
 
 
-@flow(name="dispatch")
+# Threads of this process, as Prefect's default is: delivery follows routing through
+# flows/handover.py, which only this process's threads see. (The ignore: Prefect's own
+# types expect a runner of plain futures.)
+@flow(name="dispatch", task_runner=ThreadPoolTaskRunner[Any]())  # type: ignore[arg-type]
 def dispatch(home: str, batch_size: int = DEFAULT_BATCH) -> Dispatched:
     """Route what ingest accepted, delivering the outbox to every agency concurrently from
     the first routed batch on."""

@@ -37,6 +37,10 @@ class Ingested:
 def ingest_once(home: str, batch_size: int = DEFAULT_BATCH) -> Ingested:
     """Admit the next batch after the cursor; store outcomes and the cursor in one transaction."""
     inst = installation(home)
+    # Waiting for the worker (or the cluster) happens here, not in the transaction, which
+    # on SQLite holds the file's one write lock.
+    _checks_ahead.wait(home)
+    checking_ahead = offload.enabled()
     with transaction(inst.db) as session:
         position = store.cursor(session)
         rows = inst.public.read_after(position, batch_size)
@@ -44,7 +48,7 @@ def ingest_once(home: str, batch_size: int = DEFAULT_BATCH) -> Ingested:
             return Ingested(position=position)
         trust = TrustSnapshot.load(session)
         verified = _checks_ahead.take(home, position)
-        if offload.enabled():
+        if checking_ahead:
             _checks_ahead.start(home, rows[-1].seq,
                                 inst.public.read_after(rows[-1].seq, batch_size),
                                 trust.keys_of("issuer"))
@@ -70,6 +74,12 @@ class _ChecksAhead:
     def start(self, home: str, after: int, rows: list[Published], keys: dict[str, bytes]) -> None:
         self._pending[home] = (after, offload.check_elsewhere([r.jws for r in rows],
                                                               jws.TYP_ENTRY, keys))
+
+    def wait(self, home: str) -> None:
+        """Until the checks started for ``home``, if any, have come back."""
+        started = self._pending.get(home)
+        if started is not None:
+            started[1].result()
 
     def take(self, home: str, after: int) -> offload.Verified:
         """What verified of the rows after ``after``, if their checks were started."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from interdict.flows.checkpoint import Signed, sign_head
 from interdict.flows.dispatch import (
@@ -62,7 +63,10 @@ def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
-@flow(name="sync")
+# Threads of this process, as Prefect's default is: delivery follows routing through
+# flows/handover.py, which only this process's threads see. (The ignore: Prefect's own
+# types expect a runner of plain futures.)
+@flow(name="sync", task_runner=ThreadPoolTaskRunner[Any]())  # type: ignore[arg-type]
 def sync(home: str, batch_size: int = DEFAULT_BATCH) -> SyncReport:
     """ingest -> lift expired -> route, with delivery alongside -> checkpoint."""
     seconds: dict[str, float] = {}

@@ -26,11 +26,14 @@ from typing import Any
 SCHEDULER_ENV = "INTERDICT_DASK_SCHEDULER"
 #: how long to wait for the scheduler before checking on this machine instead
 CONNECT_TIMEOUT_S = 10
+#: how long leaving the cluster may take (a dead scheduler does not answer the goodbye)
+_CLOSE_TIMEOUT_S = 2
 _log = logging.getLogger(__name__)
 
-_CLIENT: Any = None  # distributed.Client, imported only when a scheduler is named
-_EXECUTOR: Executor | None = None
 _GUARD = threading.Lock()
+_CONNECTED: tuple[str, Any, Executor] | None = None  # address, distributed.Client, executor
+#: addresses that failed: not tried again by this process, so not warned about again
+_FAILED: set[str] = set()
 
 
 def address() -> str | None:
@@ -39,52 +42,64 @@ def address() -> str | None:
 
 
 def executor() -> Executor | None:
-    """The cluster's executor, connecting on first use; None without a scheduler, or if it
-    cannot be reached (logged once per address: checks then stay on this machine)."""
-    global _CLIENT, _EXECUTOR
+    """The cluster's executor, connecting on first use; None without a scheduler, or once it
+    failed (logged once per address: checks then stay on this machine). Never raises."""
+    global _CONNECTED
     wanted = address()
-    if wanted is None:
-        return None
     with _GUARD:
-        if _EXECUTOR is None and not _unreachable(wanted):
-            _CLIENT, _EXECUTOR = _connect(wanted)
-        return _EXECUTOR
+        if _CONNECTED is not None and _CONNECTED[0] != wanted:  # the setting changed
+            _close_quietly(_CONNECTED[1])
+            _CONNECTED = None
+        if _CONNECTED is None and wanted is not None and wanted not in _FAILED:
+            _CONNECTED = _connect(wanted)
+        return None if _CONNECTED is None else _CONNECTED[2]
 
 
-def _connect(wanted: str) -> tuple[Any, Executor | None]:
+def _connect(wanted: str) -> tuple[str, Any, Executor] | None:
     try:
         from distributed import Client
     except ImportError:
         _give_up(wanted, "the distributed package is not installed "
                          "(pip install 'interdict[dask]')")
-        return None, None
+        return None
     try:
         client = Client(wanted, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        _give_up(wanted, f"its scheduler did not answer ({exc})")
-        return None, None
-    return client, client.get_executor()
+    except Exception as exc:  # no answer, a bad address (ValueError), ...: never fatal
+        _give_up(wanted, f"its scheduler could not be reached ({exc or type(exc).__name__})")
+        return None
+    return wanted, client, client.get_executor()
 
 
-#: addresses that failed once: not tried again by this process, so not warned about again
-_FAILED: set[str] = set()
-
-
-def _unreachable(wanted: str) -> bool:
-    return wanted in _FAILED
+def failed(exc: BaseException) -> None:
+    """Checks on the cluster failed or went unanswered: leave it, and check on this machine
+    from then on (the local worker, else in place)."""
+    global _CONNECTED
+    with _GUARD:
+        connected, _CONNECTED = _CONNECTED, None
+    if connected is not None:
+        _give_up(connected[0], f"signature checks there failed ({exc or type(exc).__name__})")
+        _close_quietly(connected[1])
 
 
 def _give_up(wanted: str, why: str) -> None:
-    _FAILED.add(wanted)
-    _log.warning("%s=%s: %s; signatures are checked on this machine instead", SCHEDULER_ENV,
-                 wanted, why)
+    if wanted not in _FAILED:
+        _FAILED.add(wanted)
+        _log.warning("%s=%s: %s; signatures are checked on this machine instead",
+                     SCHEDULER_ENV, wanted, why)
 
 
 def close() -> None:
-    """Disconnect from the cluster (it connects again when next needed); the cluster itself
-    goes on."""
-    global _CLIENT, _EXECUTOR
+    """Leave the cluster (it is joined again when next needed); the cluster itself goes on."""
+    global _CONNECTED
     with _GUARD:
-        client, _CLIENT, _EXECUTOR = _CLIENT, None, None
-    if client is not None:
-        client.close()
+        connected, _CONNECTED = _CONNECTED, None
+    if connected is not None:
+        _close_quietly(connected[1])
+
+
+def _close_quietly(client: Any) -> None:
+    # Leaving is not worth failing a batch over, nor holding up the exit of the process.
+    try:
+        client.close(timeout=_CLOSE_TIMEOUT_S)
+    except Exception as exc:
+        _log.debug("leaving the Dask cluster: %s", exc)

@@ -32,7 +32,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -69,22 +69,29 @@ _CHUNK = 250
 
 
 class Pending:
-    """Checks under way in a worker; ``result`` waits for them."""
+    """Checks under way in a worker or on the cluster; ``result`` waits for them."""
 
     def __init__(self, future: Future[list[tuple[int, str]]] | None,
-                 tokens: Sequence[str], keys: Mapping[str, bytes]) -> None:
+                 tokens: Sequence[str], keys: Mapping[str, bytes],
+                 failed: Callable[[BaseException], None] | None = None) -> None:
         self._future, self._tokens, self._keys = future, tokens, keys
+        self._failed = failed or _pool_failed
+        self._verified: Verified | None = None
 
     def result(self) -> Verified:
-        """What verified; NOTHING if the worker failed (the caller then checks in place)."""
+        """What verified; NOTHING if the checks failed (the caller then checks in place).
+        Waits the first time only."""
+        if self._verified is None:
+            self._verified = self._wait()
+        return self._verified
+
+    def _wait(self) -> Verified:
         if self._future is None:
             return NOTHING
         try:
             passed = self._future.result(timeout=_ANSWER_TIMEOUT_S)
-        except Exception as exc:
-            _log.warning("signature checks in a worker process or on the cluster failed "
-                         "(%s); checking in place from now on", exc or type(exc).__name__)
-            _discard_pool(broken=True)
+        except Exception as exc:  # TimeoutError included: the cluster may have no workers
+            self._failed(exc)
             return NOTHING
         return Verified({self._tokens[i]: self._keys[kid] for i, kid in passed})
 
@@ -98,18 +105,17 @@ def check_elsewhere(tokens: Sequence[str], typ: str, keys: Mapping[str, bytes]) 
     """Start checking ``tokens`` (JWS compact, of kind ``typ``) against ``keys`` (kid to raw
     Ed25519 public key) on a Dask cluster or in a worker process; without either, nothing is
     started."""
-    pool = _checker() if len(tokens) >= _LEAST_TO_SEND and keys else None
-    if pool is None:
+    where = _checker() if len(tokens) >= _LEAST_TO_SEND and keys else None
+    if where is None:
         return Pending(None, tokens, keys)
+    executor, failed = where
     tokens, keys = list(tokens), dict(keys)
     try:
-        future = pool.submit(verify_all, tokens, typ, keys)
+        future = executor.submit(verify_all, tokens, typ, keys)
     except Exception as exc:  # the pool broke or is shutting down, the cluster is gone, ...
-        _log.warning("could not hand signature checks to a worker process or the cluster "
-                     "(%s); checking in place from now on", exc or type(exc).__name__)
-        _discard_pool(broken=True)
+        failed(exc)
         return Pending(None, tokens, keys)
-    return Pending(future, tokens, keys)
+    return Pending(future, tokens, keys, failed)
 
 
 def verify_all(tokens: Sequence[str], typ: str, keys: Mapping[str, bytes]) -> list[tuple[int, str]]:
@@ -144,8 +150,8 @@ def sign_all(signer: jws.Signer, payloads: Iterable[bytes], typ: str) -> Iterato
         if pool is not None and (len(chunk) >= _LEAST_TO_SEND or len(chunks) > 1):
             try:
                 future = pool.submit(sign_chunk, signer.seed(), typ, chunk)
-            except RuntimeError:  # the pool broke or is shutting down
-                _discard_pool(broken=True)
+            except RuntimeError as exc:  # the pool broke or is shutting down
+                _pool_failed(exc)
                 pool = None
         futures.append(future)
     return _signed(signer, typ, chunks, futures)
@@ -162,9 +168,7 @@ def _signed(signer: jws.Signer, typ: str, chunks: list[list[bytes]],
             try:
                 tokens = future.result()
             except Exception as exc:
-                _log.warning("signing in a worker process failed (%s); signing in place "
-                             "from now on", exc)
-                _discard_pool(broken=True)
+                _pool_failed(exc)
                 failed = True
         yield from tokens if tokens is not None else (signer.sign(p, typ) for p in chunk)
 
@@ -210,11 +214,20 @@ _POOL_GUARD = threading.Lock()
 _BROKEN = threading.Event()  # a worker failed: this process works in place from then on
 
 
-def _checker() -> Executor | None:
-    """Where checks go: the Dask cluster if one is named and answers, else the local pool."""
-    if _BROKEN.is_set():
-        return None
-    return cluster.executor() or _pool()
+def _checker() -> tuple[Executor, Callable[[BaseException], None]] | None:
+    """Where checks go, and what to do if they fail there: the Dask cluster if one is named
+    and has not failed, else the local worker. A failure of one leaves the other in use."""
+    on_cluster = cluster.executor()
+    if on_cluster is not None:
+        return on_cluster, cluster.failed
+    pool = _pool()
+    return None if pool is None else (pool, _pool_failed)
+
+
+def _pool_failed(exc: BaseException) -> None:
+    _log.warning("signature work in a worker process failed (%s); it is done in place from "
+                 "now on", exc or type(exc).__name__)
+    _discard_pool(broken=True)
 
 
 def _pool() -> ProcessPoolExecutor | None:
@@ -235,13 +248,13 @@ def _discard_pool(*, broken: bool = False) -> None:
         pool, _POOL = _POOL, None
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
-    cluster.close()
 
 
 def shutdown() -> None:
     """Stop the worker processes and leave the Dask cluster (both start again when next
     needed)."""
     _discard_pool()
+    cluster.close()
 
 
 atexit.register(shutdown)

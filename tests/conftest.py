@@ -83,7 +83,7 @@ def dask_scheduler() -> Iterator[str]:
     distributed = pytest.importorskip("distributed", reason="the Dask tests need distributed "
                                       "(pip install -e '.[test]')")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 

@@ -61,8 +61,9 @@ def test_delivery_follows_routing_batch_by_batch(installation: Installation,
                                                  make_entry: Make) -> None:
     home = publish_travel_only(installation, make_entry, 30)
     with ThreadPoolExecutor(1) as pool:
-        with handover.routing(home):
-            following = pool.submit(handover.follow, home, partial(deliver_once, home, "travel"))
+        with handover.routing(home) as routing:
+            following = pool.submit(handover.follow, routing,
+                                    partial(deliver_once, home, "travel"))
             for routed in (10, 20):
                 assert plan_once(home, 10).causes == 10
                 # delivered while routing is still under way
@@ -81,16 +82,34 @@ def test_an_open_circuit_stops_following_while_routing_goes_on() -> None:
         passes.append(Delivered(attempted=2, failed=2, circuit_open=True))
         return passes[-1]
 
-    with handover.routing("a-home"):
-        outcome = handover.follow("a-home", deliver)
+    with handover.routing("a-home") as routing:
+        outcome = handover.follow(routing, deliver)
     assert len(passes) == 1
     assert (outcome.attempted, outcome.failed, outcome.circuit_open) == (2, 2, True)
 
 
-def test_without_routing_under_way_following_is_one_pass() -> None:
+def test_following_a_routing_that_has_ended_is_one_pass() -> None:
+    with handover.routing("another-home") as routing:
+        pass
     passes = []
-    outcome = handover.follow("another-home", lambda: passes.append(1) or Delivered(delivered=3))
+    outcome = handover.follow(routing, lambda: passes.append(1) or Delivered(delivered=3))
     assert passes == [1] and outcome.delivered == 3
+
+
+def test_a_delivery_ends_with_its_own_routing_not_another_of_the_same_home() -> None:
+    """Two routings of one home in one process: the deliveries following the first end when
+    it does, with a last pass, while the second goes on."""
+    passes: list[str] = []
+    with ThreadPoolExecutor(1) as pool, handover.routing("home") as second:
+        with handover.routing("home") as first:
+            following = pool.submit(handover.follow, first,
+                                    lambda: passes.append("pass") or Delivered(delivered=1))
+            until(lambda: passes == ["pass"], "the first pass")
+            handover.routed("home")  # a batch: the follower looks again
+            until(lambda: len(passes) == 2, "a pass after the batch")
+        outcome = following.result(timeout=60)  # the second routing is still under way
+        assert second != first
+    assert outcome.delivered == 3  # the first pass, one per batch, the last
 
 
 @pytest.mark.usefixtures("prefect_api")

@@ -61,13 +61,18 @@ def test_signing_stays_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     assert offload._POOL is not None  # the local worker signed
 
 
+def a_closed_port() -> str:
+    with socket.socket() as closed:  # bound, never listened on, then let go
+        closed.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("address", [a_closed_port(), "http://127.0.0.1:8787"],
+                         ids=["nothing listens", "not a scheduler's address"])
 def test_an_unreachable_scheduler_means_checks_here_and_one_warning(
-        checks_on: Callable[[str], None], monkeypatch: pytest.MonkeyPatch,
+        address: str, checks_on: Callable[[str], None], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     checks_on("0")
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
     monkeypatch.setenv(cluster.SCHEDULER_ENV, address)
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)
     monkeypatch.setattr(offload, "_LEAST_TO_SEND", 1)
@@ -76,6 +81,41 @@ def test_an_unreachable_scheduler_means_checks_here_and_one_warning(
             is offload.NOTHING
     warnings = [r.getMessage() for r in caplog.records if r.name == cluster.__name__]
     assert len(warnings) == 1
-    assert warnings[0].startswith(f"INTERDICT_DASK_SCHEDULER={address}: its scheduler did not "
-                                  "answer")
+    assert warnings[0].startswith(f"INTERDICT_DASK_SCHEDULER={address}: its scheduler could "
+                                  "not be reached")
     assert warnings[0].endswith("signatures are checked on this machine instead")
+
+
+def test_a_cluster_that_never_answers_is_left_and_the_local_worker_goes_on(
+        checks_on: Callable[[str], None], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A scheduler with no workers takes the checks and never answers: after the answer
+    timeout the batch is checked in place, the cluster is left, and the next checks and all
+    signing go to the local worker, which the cluster's failure did not stop."""
+    checks_on("1")
+    monkeypatch.setattr(offload, "_LEAST_TO_SEND", 1)
+    monkeypatch.setattr(offload, "_ANSWER_TIMEOUT_S", 1.0)
+    named = tokens()
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as idle:
+        monkeypatch.setenv(cluster.SCHEDULER_ENV, idle.scheduler_address)
+        unanswered = offload.check_elsewhere(list(named.values()), jws.TYP_ENTRY, KEYS)
+        assert unanswered.result() is offload.NOTHING
+        warnings = [r.getMessage() for r in caplog.records if r.name == cluster.__name__]
+        assert len(warnings) == 1 and "signature checks there failed" in warnings[0]
+        locally = offload.check_elsewhere(list(named.values()), jws.TYP_ENTRY, KEYS).result()
+        assert {n for n, t in named.items() if locally.covers(t, ISSUER.public_key)} == {
+            "good", "also good"}
+        payloads = [jws.canonical_json({"n": i}) for i in range(100)]
+        assert list(offload.sign_all(ISSUER, iter(payloads), jws.TYP_DIRECTIVE)) == [
+            ISSUER.sign(p, jws.TYP_DIRECTIVE) for p in payloads]
+    assert not offload._BROKEN.is_set() and offload._POOL is not None
+
+
+def test_leaving_the_cluster_never_fails_the_caller(caplog: pytest.LogCaptureFixture) -> None:
+    class Gone:
+        def close(self, timeout: float) -> None:
+            raise TimeoutError("the scheduler did not answer the goodbye")
+
+    with caplog.at_level("DEBUG", logger=cluster.__name__):
+        cluster._close_quietly(Gone())
+    assert "did not answer the goodbye" in caplog.text
