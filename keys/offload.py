@@ -30,6 +30,7 @@ import atexit
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -240,21 +241,30 @@ def _pool() -> ProcessPoolExecutor | None:
         return _POOL
 
 
-def _discard_pool(*, broken: bool = False) -> None:
+def _discard_pool(*, broken: bool = False, wait: bool = False) -> None:
     global _POOL
     if broken:
         _BROKEN.set()
     with _POOL_GUARD:
         pool, _POOL = _POOL, None
     if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
-def shutdown() -> None:
+def shutdown(*, wait: bool = False) -> None:
     """Stop the worker processes and leave the Dask cluster (both start again when next
-    needed)."""
-    _discard_pool()
+    needed); ``wait``: until the workers have exited."""
+    _discard_pool(wait=wait)
     cluster.close()
 
 
-atexit.register(shutdown)
+def _at_exit() -> None:
+    shutdown(wait=True)
+
+
+atexit.register(_at_exit)
+# A process started by multiprocessing joins its children (the workers among them) before
+# its atexit hooks run, and the workers only exit when told. So the workers are also told,
+# and waited for, by a finalizer that runs before that join, and before those of the queue
+# that carries the telling (priority 10).
+multiprocessing.util.Finalize(None, _at_exit, exitpriority=20)

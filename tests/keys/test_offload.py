@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -153,3 +154,23 @@ def test_a_chunk_a_worker_failed_to_sign_is_signed_in_place() -> None:
     tokens = list(offload._signed(ISSUER, jws.TYP_DIRECTIVE, payloads, [None, failed, done]))
     assert tokens == in_place
     assert offload._BROKEN.is_set()
+
+
+def _sign_with_a_worker() -> None:
+    """Runs in a process started by multiprocessing: signs enough to start a worker."""
+    os.environ[offload.WORKERS_ENV] = "1"
+    payloads = [jws.canonical_json({"n": i}) for i in range(300)]
+    assert len(list(offload.sign_all(ISSUER, iter(payloads), jws.TYP_DIRECTIVE))) == 300
+    assert offload._POOL is not None
+
+
+def test_a_multiprocessing_process_that_used_a_worker_exits() -> None:
+    """multiprocessing joins a process's children before its atexit hooks run; the workers
+    are stopped before that, or the process would never exit."""
+    child = multiprocessing.get_context("spawn").Process(target=_sign_with_a_worker)
+    child.start()
+    child.join(timeout=60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0
