@@ -1,7 +1,7 @@
 """Scale-out on PostgreSQL: N dispatch worker processes sharing one outbox.
 
-Each worker is a separate process running the real ``dispatch`` flow (route, then deliver to
-every agency) against the same Prefect server; they share the work only through the outbox's
+Each worker is a separate process running the real ``dispatch`` flow (route, and deliver to
+every agency alongside) against the same Prefect server; they share the work only through the outbox's
 claims (``FOR UPDATE SKIP LOCKED`` and leases, directives/outbox.py). Ingest runs once before
 them: it follows one cursor over the public database, which workers do not partition.
 
