@@ -1,9 +1,9 @@
 """Scale-out on PostgreSQL: N dispatch worker processes sharing one outbox.
 
 Each worker is a separate process running the real ``dispatch`` flow (route, and deliver to
-every agency alongside) against the same Prefect server; they share the work only through the outbox's
-claims (``FOR UPDATE SKIP LOCKED`` and leases, directives/outbox.py). Ingest runs once before
-them: it follows one cursor over the public database, which workers do not partition.
+every agency alongside) against the same Prefect server; they share the work only through the
+outbox's claims (``FOR UPDATE SKIP LOCKED`` and leases, directives/outbox.py). Ingest runs once
+before them: it follows one cursor over the public database, which workers do not partition.
 
 For each worker count the benchmark prepares a fresh database with the same entries, starts
 the workers, waits until all of them have imported everything, starts them together and times
