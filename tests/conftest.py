@@ -77,9 +77,10 @@ def postgres_url() -> Iterator[str]:
 
 # -- where signatures are checked (keys/offload.py) -----------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_scheduler() -> Iterator[str]:
-    """A real Dask cluster on this machine: a scheduler and one worker process."""
+    """A real Dask cluster on this machine: a scheduler and one worker process, per module,
+    so that its threads do not run on beside unrelated tests."""
     distributed = pytest.importorskip("distributed", reason="the Dask tests need distributed "
                                       "(pip install -e '.[test]')")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
